@@ -3,8 +3,31 @@
 No IO, no asyncio, no Redis: the standard library and msgspec only.
 """
 
+from ot.client import (
+    AwaitingAck,
+    AwaitingResolution,
+    AwaitingWithBuffer,
+    ClientSession,
+    Outstanding,
+    Peer,
+    Phase,
+    State,
+    Synchronized,
+)
 from ot.cursor import Cursor, transform_cursor, transform_index
-from ot.errors import InvalidOperation, OTError, ProtocolViolation
+from ot.effects import (
+    Acknowledged,
+    CaughtUp,
+    Diverged,
+    Effect,
+    Lost,
+    PresenceChanged,
+    Reconnect,
+    Send,
+    ServerError,
+    TextChanged,
+)
+from ot.errors import InvalidCursor, InvalidOperation, OTError, ProtocolViolation
 from ot.operation import (
     IDENTITY,
     Component,
@@ -26,16 +49,36 @@ from ot.operation import (
 )
 
 __all__ = [
-    "IDENTITY",
+    "Acknowledged",
+    "AwaitingAck",
+    "AwaitingResolution",
+    "AwaitingWithBuffer",
+    "CaughtUp",
+    "ClientSession",
     "Component",
     "Cursor",
     "Delete",
+    "Diverged",
+    "Effect",
+    "IDENTITY",
     "Insert",
+    "InvalidCursor",
     "InvalidOperation",
+    "Lost",
     "OTError",
     "Operation",
+    "Outstanding",
+    "Peer",
+    "Phase",
+    "PresenceChanged",
     "ProtocolViolation",
+    "Reconnect",
     "Retain",
+    "Send",
+    "ServerError",
+    "State",
+    "Synchronized",
+    "TextChanged",
     "apply",
     "check",
     "compose",

@@ -13,3 +13,7 @@ class InvalidOperation(OTError):
 
 class ProtocolViolation(OTError):
     """A message arrived that the client state machine cannot accept in its current state."""
+
+
+class InvalidCursor(OTError):
+    """A cursor points outside the text it is set in."""

@@ -85,7 +85,7 @@ class _Builder:
             parts[-1] = Insert(last.content + s)
         elif type(last) is Delete:
             if len(parts) >= 2 and type(parts[-2]) is Insert:
-                parts[-2] = Insert(parts[-2].content + s)  # type: ignore[union-attr]
+                parts[-2] = Insert(parts[-2].content + s)
             else:
                 parts.insert(len(parts) - 1, Insert(s))
         else:
@@ -161,7 +161,7 @@ def check(components: Sequence[Component], doc_length: int | None = None) -> Non
 
 def span(op: Sequence[Component]) -> int:
     """How many code points of its base document an op walks over (retains + deletes)."""
-    return sum(c.length for c in op if type(c) is not Insert)  # type: ignore[union-attr]
+    return sum(c.length for c in op if not isinstance(c, Insert))
 
 
 def length_delta(op: Sequence[Component]) -> int:

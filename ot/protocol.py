@@ -51,29 +51,29 @@ class _ClientMessage(msgspec.Struct, frozen=True, tag_field="type", forbid_unkno
     pass
 
 
-class Hello(_ClientMessage, tag="hello"):
+class Hello(_ClientMessage, frozen=True, tag="hello"):
     client: Id
     rev: Rev | None = None
     token: str | None = None
 
 
-class SubmitOp(_ClientMessage, tag="op"):
+class SubmitOp(_ClientMessage, frozen=True, tag="op"):
     seq: Seq
     base: Rev
     ops: Operation
 
 
-class Fetch(_ClientMessage, tag="fetch", rename={"from_": "from"}):
+class Fetch(_ClientMessage, frozen=True, tag="fetch", rename={"from_": "from"}):
     from_: Rev
     to: Rev | None = None
 
 
-class Presence(_ClientMessage, tag="presence"):
+class Presence(_ClientMessage, frozen=True, tag="presence"):
     cursor: Cursor | None
     user: User | None = None
 
 
-class Ping(_ClientMessage, tag="ping"):
+class Ping(_ClientMessage, frozen=True, tag="ping"):
     pass
 
 
@@ -84,13 +84,13 @@ class _ServerMessage(msgspec.Struct, frozen=True, tag_field="type"):
     pass
 
 
-class Snapshot(_ServerMessage, tag="snapshot"):
+class Snapshot(_ServerMessage, frozen=True, tag="snapshot"):
     rev: int
     text: str
     hash: HexHash
 
 
-class CommittedOp(_ServerMessage, tag="op"):
+class CommittedOp(_ServerMessage, frozen=True, tag="op"):
     rev: int
     client: str
     seq: int
@@ -98,30 +98,30 @@ class CommittedOp(_ServerMessage, tag="op"):
     hash: HexHash
 
 
-class Ready(_ServerMessage, tag="ready"):
+class Ready(_ServerMessage, frozen=True, tag="ready"):
     rev: int
 
 
-class Ack(_ServerMessage, tag="ack"):
+class Ack(_ServerMessage, frozen=True, tag="ack"):
     seq: int
     rev: int
     hash: HexHash
 
 
-class PresenceUpdate(_ServerMessage, tag="presence"):
+class PresenceUpdate(_ServerMessage, frozen=True, tag="presence"):
     client: str
     rev: int
     cursor: Cursor | None
     user: User | None = None
 
 
-class Error(_ServerMessage, tag="error", omit_defaults=True):
+class Error(_ServerMessage, frozen=True, tag="error", omit_defaults=True):
     code: ErrorCode
     message: str
     seq: int | None = None
 
 
-class Pong(_ServerMessage, tag="pong"):
+class Pong(_ServerMessage, frozen=True, tag="pong"):
     pass
 
 

@@ -1,0 +1,183 @@
+"""Tandem against ShareDB on the peer kit's workloads, back to back on this machine.
+
+    scripts/bench/run                       # the full table (about 15 minutes on 2 cores)
+    scripts/bench/run --quick               # small sizes: checks the harness end to end in ~2 minutes
+    scripts/bench/run --only hot32 --reps 3 # some workloads, medians of 3
+    scripts/bench/run --report bench-results/2026-...jsonl   # print the table of an earlier run
+    scripts/bench/run --profile hot32       # where Tandem's time goes (py-spy), top frames
+
+Raw results go to bench-results/<time>.jsonl, the table to bench-results/<time>.md and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import kit
+import report
+import spy
+import workloads
+from procs import idle_other_cpu
+from servers import ROOT, SERVERS
+
+ALL = ["hot8", "hot32", "many", "join20k", "join200k", "authors", "scale", "memory", "transform"]
+BUSY_LIMIT = 0.05  # cores used by others above which a run is for debugging only
+
+
+def _csv(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="scripts/bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--servers",
+        type=_csv,
+        default=["sharedb", "tandem"],
+        help=f"servers to compare, of {','.join(SERVERS)} (default sharedb,tandem)",
+    )
+    p.add_argument("--only", type=_csv, default=ALL, help=f"runs to make (default all: {','.join(ALL)})")
+    p.add_argument("--reps", type=int, default=1, help="repetitions of hot8/hot32/many/join* (median)")
+    p.add_argument("--quick", action="store_true", help="small sizes, to check the harness itself")
+    p.add_argument("--kit", type=Path, default=kit.DEFAULT_SOURCE, help="the peer kit folder (read only)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where results are written")
+    p.add_argument("--authors-seconds", type=float, default=10.0, help="length of each authors step")
+    p.add_argument("--authors-start", type=int, default=100, help="first N of the authors ladder")
+    p.add_argument(
+        "--scale",
+        type=lambda t: [int(x) for x in _csv(t)],
+        default=[1, 2],
+        help="Tandem process counts for the scaling run (default 1,2)",
+    )
+    p.add_argument("--memory-n", type=int, default=1000, help="connections / documents of the memory run")
+    p.add_argument("--tandem-arg", action="append", default=[], help="extra argument to `tandem serve`")
+    p.add_argument("--report", type=Path, help="print the table of an earlier .jsonl and exit")
+    p.add_argument(
+        "--profile",
+        metavar="WORKLOAD",
+        help="instead of the table: profile Tandem with py-spy under hot8|hot32|many|authors:N",
+    )
+    args = p.parse_args(argv)
+    for name in args.only:
+        if name not in ALL:
+            p.error(f"--only: unknown run {name!r}; choose from {','.join(ALL)}")
+    for name in args.servers:
+        if name not in SERVERS:
+            p.error(f"--servers: unknown server {name!r}; choose from {','.join(SERVERS)}")
+    return args
+
+
+def _cmd(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine() -> str:
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_kb / 1024 / 1024:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, Node {_cmd(['node', '--version'])}"
+    )
+
+
+def header(args: argparse.Namespace, idle: float, stamp: str) -> list[str]:
+    dirty = (
+        " (with uncommitted changes)" if _cmd(["git", "status", "--porcelain", "--", "server", "ot"]) else ""
+    )
+    lines = [
+        f"Run {stamp} UTC on {machine()}; Tandem at commit {_cmd(['git', 'rev-parse', '--short', 'HEAD'])}"
+        f"{dirty}.",
+        "",
+        f"Command: `scripts/bench/run {' '.join(sys.argv[1:])}`. "
+        "Servers back to back, a fresh server per run; "
+        f"Tandem = `tandem serve` with a fresh data dir (embedded Redis, append-only file on); "
+        f"server CPU of Tandem includes its Redis. Medians of {args.reps} run(s).",
+        "",
+        f"Other CPU before the run: {idle:.3f} cores.",
+    ]
+    if idle > BUSY_LIMIT:
+        lines.append(
+            f"**The machine was busy (> {BUSY_LIMIT} cores used by others): these figures are for "
+            "debugging only.**"
+        )
+    if args.quick:
+        lines.append("**--quick: small sizes, not comparable with the kit's figures.**")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        earlier = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+        print(report.render(earlier, [f"From {args.report}"]))
+        return 0
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs = args.out / f"{stamp}-logs"
+    logs.mkdir()
+    raw_path = args.out / f"{stamp}.jsonl"
+    idle = idle_other_cpu()
+    print(
+        f"[bench] other CPU before the run: {idle:.3f} cores"
+        + (" (busy machine: debugging figures only)" if idle > BUSY_LIMIT else ""),
+        file=sys.stderr,
+    )
+    b = workloads.Bench(kit.prepare(args.kit), logs, args.quick, args.tandem_arg, args.authors_seconds)
+    if args.profile:
+        spy.profile(b, args.profile, args.out / f"{stamp}-profile-{args.profile.replace(':', '')}.md")
+        return 0
+    records: list[dict[str, Any]] = []
+
+    def keep(run: Callable[[], dict[str, Any]], what: str) -> None:
+        try:
+            rec = run()
+        except Exception as exc:  # one failed run must not lose the others
+            rec = {"name": what.split()[0], "server": what.split()[-1], "error": f"{what}: {exc}"}
+            print(f"[bench] {what} failed: {exc}", file=sys.stderr)
+        records.append(rec)
+        with raw_path.open("a") as raw:
+            raw.write(json.dumps(rec) + "\n")
+
+    for name in [n for n in args.only if n in workloads.WORKLOADS]:
+        for rep in range(1, args.reps + 1):
+            for server in args.servers:
+                keep(partial(workloads.measure, b, server, name, rep), f"{name} {server}")
+    if "authors" in args.only:
+        for server in args.servers:
+            keep(partial(workloads.authors, b, server, args.authors_start), f"authors {server}")
+    if "scale" in args.only and "tandem" in args.servers:
+        for procs in args.scale:
+            keep(partial(workloads.scaling, b, procs), "scale tandem")
+    if "memory" in args.only:
+        for server in args.servers:
+            keep(partial(workloads.memory, b, server, args.memory_n), f"memory {server}")
+    if "transform" in args.only:
+        keep(partial(workloads.transform, b), "transform all")
+    text = report.render(records, header(args, idle, stamp))
+    (args.out / f"{stamp}.md").write_text(text)
+    print(text)
+    print(f"[bench] raw results: {raw_path}; logs: {logs}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,340 @@
+"""The results table: medians over repetitions, Tandem/ShareDB ratios and the targets of the comparison.
+
+Pure functions of the result records (one dict per run, as written to the .jsonl file), so the
+table of any earlier run can be printed again: `scripts/bench/run --report FILE.jsonl`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+Result = dict[str, Any]
+
+LABELS = {
+    "hot8": "hot, 8 clients x 500 edits",
+    "hot32": "hot, 32 clients x 200 edits",
+    "many": "many, 50 docs x 2 clients x 100 edits",
+    "join20k": "join, 20,000 edits of history (20,000-char doc)",
+    "join200k": "join, 200,000 edits of history (~20,000-char doc)",
+}
+SERVER_NAMES = {"sharedb": "ShareDB", "otjs": "ot.js", "tandem": "Tandem"}
+# workload -> minimum Tandem/ShareDB ratio of committed edits/s
+THROUGHPUT_TARGETS = {"hot8": 1.5, "hot32": 2.0, "many": 1.5}
+AUTHORS_TARGET = 1.5
+TRANSFORM_TARGET = 0.25
+JOIN_FLAT_FACTOR = 1.5  # join at 200k history within this factor of the join at 20k
+NUMERIC = (
+    "edits_per_s",
+    "lat_p50_ms",
+    "lat_p95_ms",
+    "lat_p99_ms",
+    "server_cpu_util",
+    "loadgen_cpu_util",
+    "join_ms_median",
+    "join_empty_ms_median",
+    "prefill_edits_per_s",
+    "doc_length",
+)
+
+
+def median(xs: list[Any]) -> float | None:
+    vals = [float(x) for x in xs if isinstance(x, int | float)]
+    return statistics.median(vals) if vals else None
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def fmt(x: float | None) -> str:
+    """Thousands separators for big numbers, 3 significant digits for small ones."""
+    if x is None:
+        return "n/a"
+    if abs(x) >= 100:
+        return f"{round(x):,}"
+    return f"{x:.3g}"
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "n/a" if r is None else f"{r:.2f}x"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def summarize(records: list[Result]) -> dict[tuple[str, str], Result]:
+    """(workload, server) -> medians over repetitions, with the worst noise and all errors kept."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in records:
+        if r.get("name") in LABELS:
+            groups.setdefault((r["name"], r["server"]), []).append(r)
+    out: dict[tuple[str, str], Result] = {}
+    for key, runs in groups.items():
+        ok = [r for r in runs if not r.get("error")]
+        s: Result = {k: median([r.get(k) for r in ok]) for k in NUMERIC}
+        s["runs"] = len(runs)
+        s["errors"] = [r["error"] for r in runs if r.get("error")]
+        s["converged"] = all(r.get("converged", True) is True for r in ok) if ok else None
+        others = [float(r["other_cpu_util"]) for r in runs if r.get("other_cpu_util") is not None]
+        s["other_cpu_util"] = max(others) if others else None
+        out[key] = s
+    return out
+
+
+def _servers(records: list[Result]) -> list[str]:
+    present = {r["server"] for r in records if "server" in r}
+    return [s for s in SERVER_NAMES if s in present]
+
+
+def _pair(s: dict[tuple[str, str], Result], name: str, metric: str) -> tuple[float | None, float | None]:
+    return s.get((name, "tandem"), {}).get(metric), s.get((name, "sharedb"), {}).get(metric)
+
+
+def workload_table(records: list[Result]) -> list[str]:
+    s = summarize(records)
+    servers = _servers(records)
+    names = [n for n in ("hot8", "hot32", "many") if any((n, sv) in s for sv in servers)]
+    if not names:
+        return []
+    heads = [f"{SERVER_NAMES[sv]} edits/s" for sv in servers]
+    lines = [
+        "| workload | "
+        + " | ".join(heads)
+        + " | Tandem/ShareDB edits/s (target) | ack p50 ms "
+        + " / ".join(SERVER_NAMES[sv] for sv in servers)
+        + " | ack p99 ms "
+        + " / ".join(SERVER_NAMES[sv] for sv in servers)
+        + " | p50, p99 Tandem/ShareDB | server CPU "
+        + " / ".join(SERVER_NAMES[sv] for sv in servers)
+        + " | loadgen CPU | other CPU (max) | converged |",
+        "|---" * (len(servers) + 9) + "|",
+    ]
+    for n in names:
+        row = [s.get((n, sv), {}) for sv in servers]
+        t, d = _pair(s, n, "edits_per_s")
+        r = ratio(t, d)
+        target = THROUGHPUT_TARGETS.get(n)
+        goal = (
+            f"{fmt_ratio(r)} (>= {target}x: {verdict(None if r is None else r >= target)})"
+            if target
+            else fmt_ratio(r)
+        )
+        p50 = ratio(*_pair(s, n, "lat_p50_ms"))
+        p99 = ratio(*_pair(s, n, "lat_p99_ms"))
+        p99_note = f"{fmt_ratio(p50)}, {fmt_ratio(p99)}"
+        if n == "hot32" and p99 is not None:
+            p99_note += f" (p99 <= 1x: {verdict(p99 <= 1.0)})"
+        errors = [e for x in row for e in x.get("errors", [])]
+        lines.append(
+            f"| {LABELS[n]} | "
+            + " | ".join(fmt(x.get("edits_per_s")) for x in row)
+            + f" | {goal} | "
+            + " / ".join(fmt(x.get("lat_p50_ms")) for x in row)
+            + " | "
+            + " / ".join(fmt(x.get("lat_p99_ms")) for x in row)
+            + f" | {p99_note} | "
+            + " / ".join(fmt(x.get("server_cpu_util")) for x in row)
+            + " | "
+            + " / ".join(fmt(x.get("loadgen_cpu_util")) for x in row)
+            + " | "
+            + " / ".join(fmt(x.get("other_cpu_util")) for x in row)
+            + " | "
+            + " / ".join(str(x.get("converged")) for x in row)
+            + (f" errors: {'; '.join(errors)[:200]}" if errors else "")
+            + " |"
+        )
+    return lines
+
+
+def join_table(records: list[Result]) -> list[str]:
+    s = summarize(records)
+    servers = _servers(records)
+    names = [n for n in ("join20k", "join200k") if any((n, sv) in s for sv in servers)]
+    if not names:
+        return []
+    lines = [
+        "| join | "
+        + " | ".join(f"{SERVER_NAMES[sv]} ms" for sv in servers)
+        + " | Tandem/ShareDB | empty-doc join ms | doc length | prefill edits/s |",
+        "|---" * (len(servers) + 5) + "|",
+    ]
+    for n in names:
+        row = [s.get((n, sv), {}) for sv in servers]
+        lines.append(
+            f"| {LABELS[n]} | "
+            + " | ".join(fmt(x.get("join_ms_median")) for x in row)
+            + f" | {fmt_ratio(ratio(*_pair(s, n, 'join_ms_median')))} | "
+            + " / ".join(fmt(x.get("join_empty_ms_median")) for x in row)
+            + " | "
+            + " / ".join(fmt(x.get("doc_length")) for x in row)
+            + " | "
+            + " / ".join(fmt(x.get("prefill_edits_per_s")) for x in row)
+            + " |"
+        )
+    return lines
+
+
+def authors_table(records: list[Result]) -> list[str]:
+    ladders = [r for r in records if r.get("name") == "authors"]
+    if not ladders:
+        return []
+    lines = [
+        "| server | largest N with p95 < 100 ms | steps: N (p95 ms, loadgen CPU, server CPU) |",
+        "|---|---|---|",
+    ]
+    for r in ladders:
+        steps = ", ".join(
+            f"{x.get('n')} ({fmt(x.get('lat_p95_ms'))}, {fmt(x.get('loadgen_cpu_util'))}, "
+            f"{fmt(x.get('server_cpu_util'))}){'' if x.get('passed') else ' fail'}"
+            for x in r.get("steps", [])
+        )
+        lines.append(f"| {SERVER_NAMES.get(r['server'], r['server'])} | {r.get('max_n')} | {steps} |")
+    return lines
+
+
+def transform_rates(rec: Result) -> tuple[float | None, float | None]:
+    """(ot.js transform pairs/s, Tandem transform pairs/s) from a transform record."""
+    js = (rec.get("js") or {}).get("ops_per_s") or {}
+    py: Result = rec.get("py") or {}
+    rates: Result = py["ops_per_s"] if isinstance(py.get("ops_per_s"), dict) else py
+    tandem = None
+    for key in ("transform", "transform_ops_per_s", "transform_pairs_per_s"):
+        if isinstance(rates.get(key), int | float):
+            tandem = float(rates[key])
+            break
+    return js.get("ot.js.transform"), tandem
+
+
+def targets_table(records: list[Result]) -> list[str]:
+    """One line per target of the comparison: measured ratio and whether it is met."""
+    s = summarize(records)
+    rows: list[tuple[str, str, bool | None]] = []
+    for n, target in THROUGHPUT_TARGETS.items():
+        r = ratio(*_pair(s, n, "edits_per_s"))
+        rows.append(
+            (f"{LABELS[n]}: committed edits/s >= {target}x", fmt_ratio(r), None if r is None else r >= target)
+        )
+    p99 = ratio(*_pair(s, "hot32", "lat_p99_ms"))
+    rows.append(
+        ("hot, 32 clients: ack p99 <= ShareDB's", fmt_ratio(p99), None if p99 is None else p99 <= 1.0)
+    )
+    ladders = {r["server"]: r.get("max_n") for r in records if r.get("name") == "authors"}
+    a = ratio(ladders.get("tandem"), ladders.get("sharedb"))
+    rows.append(
+        (
+            f"authors: largest N with p95 < 100 ms >= {AUTHORS_TARGET}x",
+            f"{fmt_ratio(a)} ({ladders.get('tandem')} vs {ladders.get('sharedb')})",
+            None if a is None else a >= AUTHORS_TARGET,
+        )
+    )
+    j = ratio(*_pair(s, "join20k", "join_ms_median"))
+    rows.append(
+        ("join at 20,000 edits: no slower than ShareDB", fmt_ratio(j), None if j is None else j <= 1.0)
+    )
+    flat = ratio(
+        s.get(("join200k", "tandem"), {}).get("join_ms_median"),
+        s.get(("join20k", "tandem"), {}).get("join_ms_median"),
+    )
+    rows.append(
+        (
+            f"join flat from 20,000 to 200,000 edits (Tandem 200k/20k <= {JOIN_FLAT_FACTOR}x)",
+            fmt_ratio(flat),
+            None if flat is None else flat <= JOIN_FLAT_FACTOR,
+        )
+    )
+    tr = [r for r in records if r.get("name") == "transform"]
+    js, py = transform_rates(tr[-1]) if tr else (None, None)
+    t = ratio(py, js)
+    rows.append(
+        (
+            f"transform micro-benchmark >= {TRANSFORM_TARGET}x ot.js",
+            f"{fmt_ratio(t)} ({fmt(py)} vs {fmt(js)}/s)",
+            None if t is None else t >= TRANSFORM_TARGET,
+        )
+    )
+    return ["| target | Tandem/ShareDB (Tandem/ot.js for transform) | verdict |", "|---|---|---|"] + [
+        f"| {name} | {value} | {verdict(ok)} |" for name, value, ok in rows
+    ]
+
+
+def scaling_table(records: list[Result]) -> list[str]:
+    runs = sorted((r for r in records if r.get("name") == "scale"), key=lambda r: int(r["processes"]))
+    if not runs:
+        return []
+    base = runs[0].get("edits_per_s")
+    lines = [
+        "| Tandem processes (one Redis) | committed edits/s (sum over loadgens) | vs 1 process "
+        "| ack p99 ms (worst) | loadgen CPU (sum) | other CPU | converged |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        error = f" error: {str(r['error'])[:150]}" if r.get("error") else ""
+        cells = [
+            str(r["processes"]),
+            fmt(r.get("edits_per_s")),
+            fmt_ratio(ratio(r.get("edits_per_s"), base)),
+            fmt(r.get("lat_p99_ms")),
+            fmt(r.get("loadgen_cpu_util")),
+            fmt(r.get("other_cpu_util")),
+            f"{r.get('converged')}{error}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def memory_table(records: list[Result]) -> list[str]:
+    runs = [r for r in records if r.get("name") == "memory"]
+    if not runs:
+        return []
+    lines = [
+        "| server | N | RSS idle MB | RSS with N idle connections MB | RSS with N open docs MB "
+        "| bytes per connection | bytes per document | Redis bytes per document |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    mb = 1024 * 1024
+    for r in runs:
+        lines.append(
+            f"| {SERVER_NAMES.get(r['server'], r['server'])} | {r['n']:,} | {fmt(r['base_rss'] / mb)} "
+            f"| {fmt(r['conns_rss'] / mb)} | {fmt(r['docs_rss'] / mb)} | {r['bytes_per_conn']:,} "
+            f"| {r['bytes_per_doc']:,} | {r['redis_bytes_per_doc']:,} |"
+        )
+    return lines
+
+
+def transform_table(records: list[Result]) -> list[str]:
+    runs = [r for r in records if r.get("name") == "transform"]
+    if not runs:
+        return []
+    rec = runs[-1]
+    js = (rec.get("js") or {}).get("ops_per_s") or {}
+    py = rec.get("py") or {}
+    lines = ["| OT core | ops/s |", "|---|---|"]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in js.items()]
+    lines += [
+        f"| Tandem ot/ {k} | {fmt(v) if isinstance(v, int | float) else v} |"
+        for k, v in py.items()
+        if k not in ("bench",)
+    ]
+    lines.append(f"| (other CPU during the micro-benchmarks) | {fmt(rec.get('other_cpu_util'))} |")
+    return lines
+
+
+def render(records: list[Result], header: list[str]) -> str:
+    sections = [
+        ("Targets", targets_table(records)),
+        ("Throughput and acknowledgement latency", workload_table(records)),
+        ("Join", join_table(records)),
+        ("Authors typing into one document (2 keystrokes/s each)", authors_table(records)),
+        ("Many documents over several Tandem processes", scaling_table(records)),
+        ("Memory", memory_table(records)),
+        ("OT core micro-benchmark", transform_table(records)),
+    ]
+    out = list(header)
+    for title, lines in sections:
+        if lines:
+            out += ["", f"#### {title}", "", *lines]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,435 @@
+"""The measured runs: the kit's loadgen workloads, the authors ladder, multi-process scaling, memory,
+and the OT-core micro-benchmarks. Each server run gets a fresh server, as the kit's run-all.js does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from procs import CpuWatch, cpu_seconds, process_name, rss_bytes
+from servers import ROOT, Running, start
+
+Result = dict[str, Any]
+
+# name -> loadgen flags: the kit's default sizes, and small ones for a quick check of the harness
+WORKLOADS: dict[str, list[str]] = {
+    "hot8": ["--workload", "hot", "--clients", "8", "--edits", "500"],
+    "hot32": ["--workload", "hot", "--clients", "32", "--edits", "200"],
+    "many": ["--workload", "many", "--docs", "50", "--edits", "100"],
+    "join20k": ["--workload", "join", "--history", "20000", "--samples", "5"],
+    # deletes keep the text near 20,000 chars, so only the history grows against join20k
+    "join200k": [
+        "--workload",
+        "join",
+        "--history",
+        "200000",
+        "--samples",
+        "5",
+        "--prefill-del-ratio",
+        "0.45",
+    ],
+}
+QUICK: dict[str, list[str]] = {
+    "hot8": ["--workload", "hot", "--clients", "8", "--edits", "100", "--warmup", "50"],
+    "hot32": ["--workload", "hot", "--clients", "32", "--edits", "30", "--warmup", "50"],
+    "many": ["--workload", "many", "--docs", "20", "--edits", "30", "--warmup", "50"],
+    "join20k": ["--workload", "join", "--history", "2000", "--samples", "3", "--warmup", "50"],
+    "join200k": [
+        "--workload",
+        "join",
+        "--history",
+        "8000",
+        "--samples",
+        "3",
+        "--warmup",
+        "50",
+        "--prefill-del-ratio",
+        "0.45",
+    ],
+}
+AUTHORS_P95_LIMIT_MS = 100.0
+# The per-connection rate limit protects against runaway clients; loadgen's clients are robots that
+# type as fast as acks come back (hundreds of ops/s each), and ShareDB has no such limit.
+TANDEM_BENCH_ARGS = ["--ops-per-second", "1000000"]
+
+
+@dataclass
+class Bench:
+    """What every run needs: the installed kit, where logs go, and how to start Tandem."""
+
+    kit: Path
+    logs: Path
+    quick: bool = False
+    tandem_args: list[str] | None = None
+    authors_seconds: float = 10.0
+
+    def start(self, server: str, processes: int = 1, shared_redis: bool = False) -> Running:
+        args = [*TANDEM_BENCH_ARGS, *(self.tandem_args or [])]
+        return start(server, self.kit, self.logs, processes, args, shared_redis)
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _parse_last_json(out: str) -> Result:
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            parsed: Result = json.loads(line)
+            return parsed
+    return {"error": "no JSON line on stdout"}
+
+
+def loadgen_cmd(b: Bench, running: Running, url: str, flags: list[str], label: str, max_s: int) -> list[str]:
+    return [
+        "node",
+        "loadgen.js",
+        "--adapter",
+        running.adapter,
+        "--url",
+        url,
+        "--label",
+        label,
+        "--server-pid",
+        ",".join(map(str, running.pids())),
+        "--max-seconds",
+        str(max_s),
+        *flags,
+    ]
+
+
+def run_loadgens(
+    b: Bench, running: Running, flag_sets: list[tuple[str, list[str]]], label: str, max_s: int = 120
+) -> list[Result]:
+    """Runs one loadgen per (url, flags) in parallel against a running server; one result each."""
+    watch = CpuWatch(running.pids())
+    split0 = _cpu_split(running)
+    metrics0 = _metrics(running)
+    procs = [
+        subprocess.Popen(
+            loadgen_cmd(b, running, url, flags, label, max_s),
+            cwd=b.kit,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for url, flags in flag_sets
+    ]
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=max_s + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        res = _parse_last_json(out)
+        if proc.returncode != 0 and "error" not in res:
+            res["error"] = f"loadgen exited {proc.returncode}: {err.strip()[-500:]}"
+        results.append(res)
+    other = watch.other_util()
+    split = {k: round(v - split0.get(k, 0.0), 3) for k, v in _cpu_split(running).items()}
+    counters = {k: v - metrics0.get(k, 0.0) for k, v in _metrics(running).items()}
+    for res in results:
+        res["harness_other_cpu_util"] = other
+        res.setdefault("other_cpu_util", other)
+        res["server_cpu_s_by_process"] = split
+        if counters:
+            res["server_counters"] = counters
+    return results
+
+
+def _cpu_split(running: Running) -> dict[str, float]:
+    """CPU seconds so far of the server's processes by kind: the server itself, and its Redis."""
+    out: dict[str, float] = {}
+    for pid in running.pids():
+        kind = "redis" if process_name(pid).startswith("redis") else "server"
+        out[kind] = out.get(kind, 0.0) + cpu_seconds([pid])
+    return out
+
+
+COUNTERS = (
+    "tandem_ops_committed_total",
+    "tandem_commits_total",
+    "tandem_frames_sent_total",
+    "tandem_messages_sent_total",
+    "tandem_commit_retries_total",
+    "tandem_remote_ops_total",
+)
+
+
+def _metrics(running: Running) -> dict[str, float]:
+    """Tandem's own counters (ops per group commit, messages per frame), summed over its processes."""
+    if running.name != "tandem":
+        return {}
+    out: dict[str, float] = {}
+    for url in running.urls:
+        http = url.replace("ws://", "http://") + "/metrics"
+        try:
+            with urllib.request.urlopen(http, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in COUNTERS:
+                out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+def measure(b: Bench, server: str, name: str, rep: int) -> Result:
+    """One kit workload against a fresh server."""
+    flags = (QUICK if b.quick else WORKLOADS)[name]
+    max_s = 400 if name == "join200k" else 120
+    running = b.start(server)
+    try:
+        res = run_loadgens(b, running, [(running.urls[0], flags)], f"{name}#{rep}", max_s)[0]
+    finally:
+        running.stop()
+    res.update(server=server, name=name, rep=rep)
+    _log(f"{server} {name}#{rep}: {_brief(res)}")
+    return res
+
+
+def _brief(res: Result) -> str:
+    keys = (
+        "edits_per_s",
+        "lat_p50_ms",
+        "lat_p95_ms",
+        "lat_p99_ms",
+        "join_ms_median",
+        "server_cpu_util",
+        "loadgen_cpu_util",
+        "other_cpu_util",
+        "converged",
+        "error",
+    )
+    return " ".join(f"{k}={res[k]}" for k in keys if res.get(k) is not None)
+
+
+def authors_pass(res: Result, limit_ms: float = AUTHORS_P95_LIMIT_MS) -> bool:
+    """A step passes when every keystroke was acked, all converged and p95 stayed under the limit."""
+    return (
+        not res.get("error")
+        and res.get("converged") is True
+        and res.get("acked") == res.get("offered")
+        and res.get("lat_p95_ms") is not None
+        and float(res["lat_p95_ms"]) < limit_ms
+    )
+
+
+def authors_ladder(
+    run: Callable[[int], Result], start_n: int = 100, step: int = 50, fine: int = 25, cap: int = 1000
+) -> tuple[int | None, list[Result]]:
+    """Largest N (to `fine` granularity) that passes: coarse steps up to the first failure, then fine."""
+    results: list[Result] = []
+    best: int | None = None
+    n = start_n
+    while n <= cap:
+        res = run(n)
+        results.append(res)
+        if not authors_pass(res):
+            break
+        best, n = n, n + step
+    else:
+        return best, results
+    if best is None and n > fine:  # failed at the very first step: walk down instead
+        m = n - fine
+        while m > 0:
+            res = run(m)
+            results.append(res)
+            if authors_pass(res):
+                return m, results
+            m -= fine
+        return None, results
+    m = (best or 0) + fine
+    while m < n:
+        res = run(m)
+        results.append(res)
+        if not authors_pass(res):
+            break
+        best, m = m, m + fine
+    return best, results
+
+
+def authors(b: Bench, server: str, start_n: int = 100) -> Result:
+    """The authors ladder for one server, a fresh server per step."""
+
+    def step(n: int) -> Result:
+        secs = 3 if b.quick else b.authors_seconds
+        flags = [
+            "--workload",
+            "authors",
+            "--clients",
+            str(n),
+            "--rate",
+            "2",
+            "--seconds",
+            str(secs),
+            "--warmup",
+            "0",
+        ]
+        running = b.start(server)
+        try:
+            res = run_loadgens(b, running, [(running.urls[0], flags)], f"authors{n}", 120)[0]
+        finally:
+            running.stop()
+        res.update(server=server, name="authors", n=n, passed=authors_pass(res))
+        _log(f"{server} authors N={n}: {_brief(res)} passed={res['passed']}")
+        return res
+
+    ladder = authors_ladder(step, 10, 10, 5, 30) if b.quick else authors_ladder(step, start_n)
+    best, steps = ladder
+    return {"server": server, "name": "authors", "max_n": best, "steps": steps}
+
+
+def scaling(b: Bench, processes: int, docs: int = 50, edits: int = 100) -> Result:
+    """The many-documents workload over N Tandem processes on one Redis, one loadgen per process."""
+    if b.quick:
+        docs, edits = 10, 30
+    running = b.start("tandem", processes, shared_redis=True)
+    per = [docs // processes + (1 if i < docs % processes else 0) for i in range(processes)]
+    try:
+        sets = [
+            (url, ["--workload", "many", "--docs", str(d), "--edits", str(edits)])
+            for url, d in zip(running.urls, per, strict=True)
+        ]
+        parts = run_loadgens(b, running, sets, f"scale{processes}", 120)
+    finally:
+        running.stop()
+    errors = [p["error"] for p in parts if p.get("error")]
+    res: Result = {
+        "server": "tandem",
+        "name": "scale",
+        "processes": processes,
+        "docs": docs,
+        "edits": sum(p.get("edits", 0) for p in parts),
+        "edits_per_s": sum(p.get("edits_per_s", 0) for p in parts),
+        "lat_p99_ms": max((p.get("lat_p99_ms") or 0) for p in parts),
+        "server_cpu_util": max((p.get("server_cpu_util") or 0) for p in parts),
+        "loadgen_cpu_util": round(sum((p.get("loadgen_cpu_util") or 0) for p in parts), 3),
+        "other_cpu_util": parts[0].get("harness_other_cpu_util"),
+        "converged": all(p.get("converged") is True for p in parts),
+        "parts": parts,
+    }
+    if errors:
+        res["error"] = "; ".join(errors)
+    _log(f"tandem scale x{processes}: {_brief(res)}")
+    return res
+
+
+def _rss_split(running: Running) -> dict[str, int]:
+    """Resident bytes of the server processes, Redis counted apart from the server itself."""
+    out = {"server": 0, "redis": 0}
+    for pid in running.pids():
+        out["redis" if process_name(pid).startswith("redis") else "server"] += rss_bytes(pid)
+    return out
+
+
+def _hold(b: Bench, server: str, conns: int, docs: int, insert: str) -> Result:
+    running = b.start(server)
+    adapter = str(b.kit / "adapters" / f"{running.adapter}.js")
+    cmd = [
+        "node",
+        str(Path(__file__).with_name("hold.js")),
+        "--adapter",
+        adapter,
+        "--url",
+        running.urls[0],
+        "--conns",
+        str(conns),
+        "--docs",
+        str(docs),
+    ] + (["--insert", insert] if insert else [])
+    holder = subprocess.Popen(cmd, cwd=b.kit, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        first = json.loads(holder.stdout.readline() or '{"phase":"none"}')
+        if first.get("phase") != "warm":
+            raise RuntimeError(f"hold.js against {server}: {first}")
+        time.sleep(1.0)
+        base = _rss_split(running)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        held = json.loads(holder.stdout.readline() or '{"phase":"none"}')
+        if held.get("phase") != "held":
+            raise RuntimeError(f"hold.js against {server}: {held}")
+        time.sleep(2.0)
+        after = _rss_split(running)
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        running.stop()
+    return {"base": base, "held": after, "conns": conns, "docs": docs, "open_s": held.get("open_s")}
+
+
+def memory(b: Bench, server: str, n: int = 1000) -> Result:
+    """RSS growth with n idle connections on one document, and with n documents (one connection each)."""
+    if b.quick:
+        n = 100
+    conns = _hold(b, server, n, 1, "")
+    docs = _hold(b, server, n, n, "hello")
+
+    def grown(r: Result, part: str) -> int:
+        return int(r["held"][part]) - int(r["base"][part])
+
+    per_conn = grown(conns, "server") / n
+    per_doc = grown(docs, "server") / n - per_conn
+    res: Result = {
+        "server": server,
+        "name": "memory",
+        "n": n,
+        "base_rss": conns["base"]["server"],
+        "conns_rss": conns["held"]["server"],
+        "docs_rss": docs["held"]["server"],
+        "bytes_per_conn": round(per_conn),
+        "bytes_per_doc": round(per_doc),
+        "redis_bytes_per_doc": round(grown(docs, "redis") / n),
+        "raw": {"conns": conns, "docs": docs},
+    }
+    _log(
+        f"{server} memory: {res['bytes_per_conn']} B/conn, {res['bytes_per_doc']} B/doc "
+        f"(+{res['redis_bytes_per_doc']} B/doc in Redis)"
+    )
+    return res
+
+
+def transform(b: Bench) -> Result:
+    """The kit's transform-bench.js (ot.js, ot-text-unicode) and scripts/bench_ot.py (Tandem's ot/)."""
+    args = ["--pairs", "2000", "--rounds", "5"] if b.quick else []
+    watch = CpuWatch([])
+    node = subprocess.run(
+        ["node", "transform-bench.js", "--seed", "42", *args],
+        cwd=b.kit,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    js = _parse_last_json(node.stdout)
+    py_script = ROOT / "scripts" / "bench_ot.py"
+    py: Result = {"error": f"{py_script} not found"}
+    if py_script.exists():
+        run = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), str(py_script)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        py = (
+            _parse_last_json(run.stdout)
+            if run.returncode == 0
+            else {"error": f"bench_ot.py exited {run.returncode}: {run.stderr.strip()[-500:]}"}
+        )
+    res: Result = {"name": "transform", "js": js, "py": py, "other_cpu_util": watch.other_util()}
+    _log(f"transform: js={js.get('ops_per_s')} py={py}")
+    return res

@@ -1,0 +1,365 @@
+"""One open document in this process: cached head, recent ops, local subscribers.
+
+Every change to the document's state happens in its single task, which takes events from
+one queue: submissions (grouped into one commit), ops learned from other processes,
+joins, fetches, presence and periodic head checks. No locks are needed inside a process;
+between processes the commit in Redis is the arbiter.
+
+Each committed op is encoded once and the same text goes to every receiver; the
+submitter gets an `ack` at the same point in the revision order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ot.cursor import Cursor, transform_cursor
+from ot.operation import Operation, apply
+from ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot, User
+from server.metrics import Metrics
+from server.settings import Settings
+from server.store.base import HistoryGone, OpStore, StoredOp, encode
+from server.submit import BatchCommit, Planned, RetriesExhausted, Submission
+
+log = logging.getLogger("tandem.document")
+
+WINDOW = 2048
+
+
+class Subscriber(Protocol):
+    """A receiver of one document's messages: a WebSocket session."""
+
+    client: str
+    rev: int
+
+    def deliver(self, text: str) -> None: ...
+
+    def unavailable(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Join:
+    sub: Subscriber
+    rev: int | None
+    done: asyncio.Future[Error | None]
+
+
+@dataclass(slots=True)
+class Leave:
+    sub: Subscriber
+
+
+@dataclass(slots=True)
+class FetchRequest:
+    sub: Subscriber
+    fetch: Fetch
+
+
+@dataclass(slots=True)
+class PresenceIn:
+    sub: Subscriber | None
+    update: PresenceUpdate
+    remote: bool
+
+
+@dataclass(slots=True)
+class Remote:
+    frame: bytes
+
+
+@dataclass(slots=True)
+class HeadCheck:
+    pass
+
+
+Event = Submission | Join | Leave | FetchRequest | PresenceIn | Remote | HeadCheck
+
+
+def text_of(message: object) -> str:
+    return encode(message).decode()
+
+
+class Document:
+    def __init__(self, name: str, store: OpStore, settings: Settings, metrics: Metrics,
+                 publish_presence: Callable[[str, bytes], None]) -> None:
+        self.name = name
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.publish_presence = publish_presence
+        self.rev = 0
+        self.hash = ""
+        self.text = ""
+        self.window: deque[StoredOp] = deque(maxlen=WINDOW)
+        self.subscribers: set[Subscriber] = set()
+        self.presence: dict[str, PresenceUpdate] = {}
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.users = 0  # sessions and requests holding the document open
+
+    # -- loading and the task ------------------------------------------------------------
+
+    async def load(self) -> None:
+        head = await self.store.head(self.name)
+        snap = await self.store.snapshot_at_or_before(self.name, head.rev)
+        ops = await self.store.ops(self.name, snap.rev + 1, head.rev)
+        if len(ops) != head.rev - snap.rev:
+            raise HistoryGone(f"{self.name}: log holds {len(ops)} of revisions {snap.rev + 1}..{head.rev}")
+        text = snap.text
+        for stored in ops:
+            text = apply(text, stored.op.ops)
+        self.rev, self.hash, self.text = snap.rev, snap.hash, text
+        self.rev, self.hash = head.rev, head.hash
+        self.window.extend(ops)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"doc:{self.name}")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    def put(self, event: Event) -> None:
+        self.queue.put_nowait(event)
+
+    async def _run(self) -> None:
+        while True:
+            events = [await self.queue.get()]
+            while not self.queue.empty():
+                events.append(self.queue.get_nowait())
+            batch: list[Submission] = []
+            for event in events:
+                if isinstance(event, Submission):
+                    batch.append(event)
+                    continue
+                if batch:
+                    await self._guard(self._commit(batch), batch)
+                    batch = []
+                await self._guard(self._handle(event), [])
+            if batch:
+                await self._guard(self._commit(batch), batch)
+
+    async def _guard(self, step: object, batch: list[Submission]) -> None:
+        """Run one step; Redis failures and bugs answer the waiting parties, never kill the task."""
+        try:
+            await step  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except (OSError, ConnectionError, TimeoutError) as e:
+            log.warning("%s: Redis unavailable: %s", self.name, e)
+            self._fail(batch, ErrorCode.UNAVAILABLE, "the op log is unavailable; resubmit later")
+        except Exception as e:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
+            if isinstance(e, RedisConnectionError | RedisTimeoutError):
+                log.warning("%s: Redis unavailable: %s", self.name, e)
+                self._fail(batch, ErrorCode.UNAVAILABLE, "the op log is unavailable; resubmit later")
+            else:
+                log.exception("%s: internal error", self.name)
+                self._fail(batch, ErrorCode.INTERNAL, f"internal error: {type(e).__name__}")
+
+    def _fail(self, batch: list[Submission], code: ErrorCode, message: str) -> None:
+        for sub in batch:
+            if sub.result.done():
+                continue
+            error = Error(code=code, message=message, seq=sub.seq)
+            sub.result.set_result(error)
+            self.metrics.inc("tandem_errors_total", label=code)
+            if sub.origin is not None:
+                sub.origin.deliver(text_of(error))
+                if code == ErrorCode.UNAVAILABLE:
+                    sub.origin.unavailable()
+
+    async def _handle(self, event: Event) -> None:
+        match event:
+            case Remote(frame):
+                await self._remote(frame)
+            case HeadCheck():
+                await self.catch_up()
+            case Join():
+                await self._join(event)
+            case Leave(sub):
+                self._leave(sub)
+            case FetchRequest(sub, fetch):
+                await self._fetch(sub, fetch)
+            case PresenceIn():
+                self._presence(event)
+
+    # -- commits -------------------------------------------------------------------------
+
+    async def _commit(self, batch: list[Submission]) -> None:
+        commit = BatchCommit(
+            self, self.store,
+            max_doc_length=self.settings.max_doc_length,
+            snapshot_interval=self.settings.snapshot_interval,
+            max_retries=self.settings.max_commit_retries,
+        )
+        try:
+            planned = await commit.run(batch)
+        except RetriesExhausted as e:
+            self._fail(batch, ErrorCode.UNAVAILABLE, str(e))
+            return
+        finally:
+            self.metrics.inc("tandem_commit_retries_total", commit.retries)
+        if planned:
+            self.metrics.inc("tandem_commits_total")
+            self.metrics.inc("tandem_ops_committed_total", len(planned))
+        for p in planned:
+            self._advance(p.stored, p.text, p)
+        for sub, answer in commit.duplicates + commit.refused:
+            if isinstance(answer, Ack):
+                self.metrics.inc("tandem_duplicates_total")
+            else:
+                self.metrics.inc("tandem_errors_total", label=answer.code)
+            sub.result.set_result(answer)
+            if sub.origin is not None:
+                sub.origin.deliver(text_of(answer))
+
+    def _advance(self, stored: StoredOp, text: str, planned: Planned | None = None) -> None:
+        """Make ``stored`` the head and send it: an ack to its submitter, the op to the others."""
+        self.rev, self.hash, self.text = stored.op.rev, stored.op.hash, text
+        self.window.append(stored)
+        origin = planned.submission.origin if planned is not None else None
+        frame = stored.frame.decode()
+        for sub in self.subscribers:
+            sub.rev = self.rev
+            if sub is not origin:
+                sub.deliver(frame)
+        if planned is not None:
+            ack = Ack(seq=stored.op.seq, rev=stored.op.rev, hash=stored.op.hash)
+            planned.submission.result.set_result(ack)
+            if origin is not None:
+                origin.deliver(text_of(ack))
+
+    # -- ops of other processes ----------------------------------------------------------
+
+    async def _remote(self, frame: bytes) -> None:
+        stored = StoredOp.from_frame(frame)
+        if stored.op.rev <= self.rev:
+            return  # ours, or already read from the log
+        if stored.op.rev == self.rev + 1:
+            self.metrics.inc("tandem_remote_ops_total")
+            self._advance(stored, apply(self.text, stored.op.ops))
+            return
+        self.metrics.inc("tandem_gap_repairs_total")
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Apply every op committed by others after our head (a lost notification costs a read)."""
+        head = await self.store.head(self.name)
+        while self.rev < head.rev:
+            ops = await self.store.ops(self.name, self.rev + 1, head.rev)
+            if not ops or ops[0].op.rev != self.rev + 1:
+                raise HistoryGone(f"{self.name}: the log lacks revision {self.rev + 1}")
+            for stored in ops:
+                self.metrics.inc("tandem_remote_ops_total")
+                self._advance(stored, apply(self.text, stored.op.ops))
+
+    async def ops_after(self, base: int) -> list[Operation]:
+        return [s.op.ops for s in await self._stored_after(base)]
+
+    async def _stored_after(self, base: int, last: int | None = None) -> list[StoredOp]:
+        last = self.rev if last is None else last
+        if base >= last:
+            return []
+        if self.window and self.window[0].op.rev <= base + 1:
+            start = base + 1 - self.window[0].op.rev
+            return [self.window[i] for i in range(start, start + last - base)]
+        ops = await self.store.ops(self.name, base + 1, last)
+        if len(ops) != last - base or ops[0].op.rev != base + 1:
+            raise HistoryGone(f"the log of {self.name!r} no longer holds revision {base + 1}")
+        return ops
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def _join(self, join: Join) -> None:
+        sub = join.sub
+        if join.rev is not None and join.rev > self.rev:
+            await self.catch_up()
+        if join.rev is not None and join.rev > self.rev:
+            join.done.set_result(Error(
+                code=ErrorCode.REV_AHEAD,
+                message=f"you hold revision {join.rev} but {self.name!r} is at {self.rev}: "
+                "the server lost data or you are on the wrong server",
+            ))
+            return
+        replay: list[StoredOp] | None = None
+        if join.rev is not None:
+            try:
+                replay = await self._stored_after(join.rev)
+            except HistoryGone:
+                replay = None
+        if replay is None:
+            sub.deliver(text_of(Snapshot(rev=self.rev, text=self.text, hash=self.hash)))
+        else:
+            for stored in replay:
+                sub.deliver(stored.frame.decode())
+        sub.rev = self.rev
+        sub.deliver(text_of(Ready(rev=self.rev)))
+        for update in self.presence.values():
+            moved = self._presence_at_head(update)
+            if moved is not None and update.client != sub.client:
+                sub.deliver(text_of(moved))
+        self.subscribers.add(sub)
+        join.done.set_result(None)
+
+    def _leave(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        if sub.client in self.presence and not any(s.client == sub.client for s in self.subscribers):
+            del self.presence[sub.client]
+            gone = PresenceUpdate(client=sub.client, rev=self.rev, cursor=None, user=None)
+            self._send_presence(gone, None)
+            self.publish_presence(self.name, encode(gone))
+
+    async def _fetch(self, sub: Subscriber, fetch: Fetch) -> None:
+        last = self.rev if fetch.to is None else min(fetch.to, self.rev)
+        if fetch.from_ > self.rev:
+            sub.deliver(text_of(Error(code=ErrorCode.REV_AHEAD,
+                                      message=f"fetch from {fetch.from_} is past the head {self.rev}")))
+            return
+        try:
+            ops = await self._stored_after(max(fetch.from_, 1) - 1, last)
+        except HistoryGone as e:
+            sub.deliver(text_of(Error(code=ErrorCode.NOT_FOUND, message=str(e))))
+            return
+        for stored in ops:
+            sub.deliver(stored.frame.decode())
+
+    def _presence(self, event: PresenceIn) -> None:
+        update = event.update
+        if update.cursor is None:
+            self.presence.pop(update.client, None)
+        else:
+            self.presence[update.client] = update
+        self._send_presence(update, event.sub)
+        if not event.remote:
+            self.publish_presence(self.name, encode(update))
+
+    def _send_presence(self, update: PresenceUpdate, sender: Subscriber | None) -> None:
+        text = text_of(update)
+        for sub in self.subscribers:
+            if sub is not sender and sub.client != update.client:
+                sub.deliver(text)
+
+    def _presence_at_head(self, update: PresenceUpdate) -> PresenceUpdate | None:
+        if update.cursor is None or update.rev > self.rev:
+            return None
+        if not self.window or self.window[0].op.rev > update.rev + 1:
+            return None if update.rev < self.rev else update
+        cursor: Cursor = update.cursor
+        for stored in list(self.window)[update.rev + 1 - self.window[0].op.rev:]:
+            cursor = transform_cursor(cursor, stored.op.ops, own=stored.op.client == update.client)
+        return PresenceUpdate(client=update.client, rev=self.rev, cursor=cursor, user=update.user)
+
+
+def presence_from(client: str, rev: int, cursor: Cursor | None, user: User | None) -> PresenceUpdate:
+    return PresenceUpdate(client=client, rev=rev, cursor=cursor, user=user)

@@ -1,0 +1,128 @@
+// Others' cursors and selections over a textarea, in their colours with their names.
+//
+// A textarea cannot style parts of its text, so a mirror <div> with the same font, padding,
+// size and wrapping lies on top of it (pointer-events: none, text transparent). The mirror
+// holds the same text, with selections wrapped in tinted spans and zero-width caret marks,
+// so the browser's own layout puts each mark exactly where the character is.
+
+import { toUtf16 } from "./unicode.js";
+
+const COPIED_STYLES = [
+  "fontFamily", "fontSize", "fontWeight", "fontStyle", "lineHeight", "letterSpacing", "wordSpacing",
+  "tabSize", "textIndent", "paddingTop", "paddingRight", "paddingBottom", "paddingLeft",
+  "borderTopWidth", "borderRightWidth", "borderBottomWidth", "borderLeftWidth", "textTransform",
+];
+
+export class PresenceOverlay {
+  constructor(textarea) {
+    this.textarea = textarea;
+    this.layer = document.createElement("div");
+    this.layer.className = "presence-layer";
+    this.layer.setAttribute("aria-hidden", "true");
+    textarea.parentElement.insertBefore(this.layer, textarea.nextSibling);
+    this.text = "";
+    this.peers = new Map();
+    textarea.addEventListener("scroll", () => this.syncScroll());
+    new ResizeObserver(() => this.render()).observe(textarea);
+  }
+
+  /** Draw `peers` (Map client -> {cursor, user}, code points) over `text`. */
+  update(text, peers) {
+    this.text = text;
+    this.peers = peers;
+    this.render();
+  }
+
+  render() {
+    if (this.peers.size === 0) {
+      this.layer.replaceChildren();
+      return;
+    }
+    const ta = this.textarea;
+    const style = getComputedStyle(ta);
+    const layer = this.layer;
+    for (const name of COPIED_STYLES) layer.style[name] = style[name];
+    layer.style.borderColor = "transparent";
+    layer.style.borderStyle = "solid";
+    layer.style.top = `${ta.offsetTop}px`;
+    layer.style.left = `${ta.offsetLeft}px`;
+    layer.style.width = `${ta.offsetWidth}px`;
+    layer.style.height = `${ta.offsetHeight}px`;
+    // the textarea's scrollbar narrows its text; the mirror must wrap at the same width
+    layer.style.paddingRight = `${parseFloat(style.paddingRight) + ta.offsetWidth - ta.clientWidth
+      - parseFloat(style.borderLeftWidth) - parseFloat(style.borderRightWidth)}px`;
+    layer.replaceChildren(...this.content());
+    this.syncScroll();
+  }
+
+  syncScroll() {
+    this.layer.scrollTop = this.textarea.scrollTop;
+    this.layer.scrollLeft = this.textarea.scrollLeft;
+  }
+
+  /** Text nodes, tinted selection spans and caret marks, in document order. */
+  content() {
+    const text = this.text;
+    const marks = []; // {at (UTF-16), kind: "caret"|"start"|"end", peer}
+    for (const [client, { cursor, user }] of this.peers) {
+      if (!cursor) continue;
+      const peer = { client, name: (user && user.name) || client, color: (user && user.color) || "#888" };
+      const anchor = toUtf16(text, cursor.anchor);
+      const head = toUtf16(text, cursor.head);
+      if (anchor !== head) {
+        marks.push({ at: Math.min(anchor, head), kind: "start", peer });
+        marks.push({ at: Math.max(anchor, head), kind: "end", peer });
+      }
+      marks.push({ at: head, kind: "caret", peer });
+    }
+    const order = { end: 0, start: 1, caret: 2 };
+    marks.sort((a, b) => a.at - b.at || order[a.kind] - order[b.kind]);
+    const nodes = [];
+    const open = []; // peers whose selection covers the current stretch
+    let pos = 0;
+    const flush = (to) => {
+      if (to <= pos) return;
+      const piece = document.createTextNode(text.slice(pos, to));
+      if (open.length) {
+        const span = document.createElement("span");
+        span.className = "peer-selection";
+        span.style.backgroundColor = tint(open[open.length - 1].color);
+        span.append(piece);
+        nodes.push(span);
+      } else {
+        nodes.push(piece);
+      }
+      pos = to;
+    };
+    for (const mark of marks) {
+      flush(mark.at);
+      if (mark.kind === "start") open.push(mark.peer);
+      else if (mark.kind === "end") open.splice(open.indexOf(mark.peer), 1);
+      else nodes.push(caret(mark.peer));
+    }
+    flush(text.length);
+    // a trailing newline needs something after it to take up its line
+    nodes.push(document.createTextNode("\u200b"));
+    return nodes;
+  }
+}
+
+function caret(peer) {
+  const mark = document.createElement("span");
+  mark.className = "peer-caret";
+  mark.dataset.client = peer.client;
+  mark.style.setProperty("--peer-color", peer.color);
+  const label = document.createElement("span");
+  label.className = "peer-name";
+  label.textContent = peer.name;
+  mark.append(label);
+  return mark;
+}
+
+/** A translucent version of a #rrggbb colour, for selection backgrounds. */
+function tint(color) {
+  const m = /^#([0-9a-f]{6})$/i.exec(color);
+  if (!m) return "rgba(128, 128, 128, 0.25)";
+  const n = parseInt(m[1], 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, 0.28)`;
+}
