@@ -489,13 +489,17 @@ class ClientSession:
         return self._fetch_through(rev) if rev > self.rev else []
 
     def _fetch_through(self, last: int) -> list[Effect]:
-        """Ask for the revisions up to ``last`` that are neither held nor asked for already."""
+        """Ask for the revisions up to ``last`` that are neither held nor asked for already.
+
+        A message for the last revision asked for, arriving while the gap is still open,
+        means the answer came without some revisions: those are asked for again.
+        """
         assert self.rev is not None
-        held = max(self.rev, self._requested)
-        if last <= held:
+        if last <= self.rev or last < self._requested:
             return []
+        start = self.rev + 1 if last == self._requested else max(self.rev, self._requested) + 1
         self._requested = last
-        return [Send(Fetch(from_=held + 1, to=last))]
+        return [Send(Fetch(from_=start, to=last))]
 
     # ------------------------------------------------------------ presence
 

@@ -154,9 +154,7 @@ def check(components: Sequence[Component], doc_length: int | None = None) -> Non
         else:
             raise InvalidOperation(f"component {index}: expected Retain, Insert or Delete, got {c!r}")
     if doc_length is not None and spanned > doc_length:
-        raise InvalidOperation(
-            f"op spans {spanned} code points but the document has {doc_length}"
-        )
+        raise InvalidOperation(f"op spans {spanned} code points but the document has {doc_length}")
 
 
 def span(op: Sequence[Component]) -> int:

@@ -157,6 +157,21 @@ export class ClientSession {
     this.early = new Map(); // presence updates for revisions not reached yet
   }
 
+  /** The op in flight ({seq, base, submitted, ops, sent}), or null. */
+  get outstanding() {
+    return pendingOf(this.state)[0];
+  }
+
+  /** The local edits waiting behind the op in flight (IDENTITY if none). */
+  get buffer() {
+    return pendingOf(this.state)[1];
+  }
+
+  /** A reload was asked for: the text holds refused or unverified edits until its snapshot. */
+  get reloading() {
+    return this.reload;
+  }
+
   // ------------------------------------------------------------ connection
 
   /** A new connection is open: say hello, resuming from the last revision held. */
@@ -379,12 +394,16 @@ export class ClientSession {
     return rev > this.rev ? this.fetchThrough(rev) : [];
   }
 
-  /** Ask for the revisions up to `last` that are neither held nor asked for already. */
+  /**
+   * Ask for the revisions up to `last` that are neither held nor asked for already. A
+   * message for the last revision asked for, arriving while the gap is still open, means
+   * the answer came without some revisions: those are asked for again.
+   */
   fetchThrough(last) {
-    const held = Math.max(this.rev, this.requested);
-    if (last <= held) return [];
+    if (last <= this.rev || last < this.requested) return [];
+    const start = last === this.requested ? this.rev + 1 : Math.max(this.rev, this.requested) + 1;
     this.requested = last;
-    return [send({ type: "fetch", from: held + 1, to: last })];
+    return [send({ type: "fetch", from: start, to: last })];
   }
 
   remember(rev, ops) {

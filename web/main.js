@@ -38,7 +38,10 @@ const params = new URL(location.href).searchParams;
 const socketUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/${encodeURIComponent(doc)}`;
 const undo = new UndoManager();
 const overlay = new PresenceOverlay(textarea);
-const redraw = () => overlay.update(binding.text, client.peers);
+const redraw = () => overlay.update(
+  binding.shown.text,
+  [...client.peers].map(([id, { cursor, user }]) => ({ client: id, user, ...binding.toTextarea(cursor) })),
+);
 
 const client = new TandemClient({
   url: socketUrl,
@@ -63,6 +66,7 @@ const client = new TandemClient({
     },
     error(e) {
       if (e.type === "Diverged") say(`Reloading the document: ${e.detail}`);
+      else if (e.type === "Closed") say(`The server closed the connection (${e.code}): ${e.reason}`);
       else if (!e.retryable) say(`The server refused: ${e.message}`);
     },
   },
@@ -107,6 +111,11 @@ textarea.addEventListener("beforeinput", (event) => {
     undoOrRedo(event.inputType === "historyRedo");
   }
 });
+
+// An input method composing text must not see the textarea replaced under it: remote ops
+// wait until the composition ends (its own input events come first).
+textarea.addEventListener("compositionstart", () => client.hold());
+textarea.addEventListener("compositionend", () => setTimeout(() => client.release(), 0));
 
 nameInput.addEventListener("change", () => {
   user = saveUser({ ...user, name: nameInput.value });

@@ -5,8 +5,6 @@
 // holds the same text, with selections wrapped in tinted spans and zero-width caret marks,
 // so the browser's own layout puts each mark exactly where the character is.
 
-import { toUtf16 } from "./unicode.js";
-
 const COPIED_STYLES = [
   "fontFamily", "fontSize", "fontWeight", "fontStyle", "lineHeight", "letterSpacing", "wordSpacing",
   "tabSize", "textIndent", "paddingTop", "paddingRight", "paddingBottom", "paddingLeft",
@@ -21,12 +19,12 @@ export class PresenceOverlay {
     this.layer.setAttribute("aria-hidden", "true");
     textarea.parentElement.insertBefore(this.layer, textarea.nextSibling);
     this.text = "";
-    this.peers = new Map();
+    this.peers = [];
     textarea.addEventListener("scroll", () => this.syncScroll());
     new ResizeObserver(() => this.render()).observe(textarea);
   }
 
-  /** Draw `peers` (Map client -> {cursor, user}, code points) over `text`. */
+  /** Draw `peers` ([{client, user, anchor, head}], UTF-16 indices) over the textarea's `text`. */
   update(text, peers) {
     this.text = text;
     this.peers = peers;
@@ -34,7 +32,7 @@ export class PresenceOverlay {
   }
 
   render() {
-    if (this.peers.size === 0) {
+    if (this.peers.length === 0) {
       this.layer.replaceChildren();
       return;
     }
@@ -64,11 +62,8 @@ export class PresenceOverlay {
   content() {
     const text = this.text;
     const marks = []; // {at (UTF-16), kind: "caret"|"start"|"end", peer}
-    for (const [client, { cursor, user }] of this.peers) {
-      if (!cursor) continue;
+    for (const { client, user, anchor, head } of this.peers) {
       const peer = { client, name: (user && user.name) || client, color: (user && user.color) || "#888" };
-      const anchor = toUtf16(text, cursor.anchor);
-      const head = toUtf16(text, cursor.head);
       if (anchor !== head) {
         marks.push({ at: Math.min(anchor, head), kind: "start", peer });
         marks.push({ at: Math.max(anchor, head), kind: "end", peer });

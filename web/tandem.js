@@ -9,7 +9,7 @@
 //   client.edit(op);                  // a local edit, in code points, on client.text
 //   client.setCursor({anchor, head}); // the own selection, in code points
 
-import { ClientSession, pendingOf, Phase } from "./client.js";
+import { ClientSession, Phase } from "./client.js";
 
 const DEFAULT_BACKOFF = { base: 250, max: 10000 };
 const PING_EVERY_MS = 15000;
@@ -46,9 +46,16 @@ export class TandemClient {
     this.inFlightEdits = 0; // local edits in the op in flight
     this.bufferedEdits = 0; // local edits composed into the buffer
     this.presenceTimer = null;
+    this.held = null; // frames kept while the editor composes (hold / release)
     this.statusName = "connecting";
-    this.onOnline = () => this.reconnectSoon(0);
-    this.onOffline = () => this.setStatus("offline");
+    // The browser's idea of the network is a hint only: a server on this machine may still
+    // answer. Coming online retries at once; going offline only changes the label.
+    this.onOnline = () => {
+      if (!this.ws || this.ws.readyState !== 1) this.reconnectSoon(0);
+    };
+    this.onOffline = () => {
+      if (this.session.phase !== Phase.LIVE) this.setStatus("offline");
+    };
   }
 
   // ------------------------------------------------------------ what an editor reads
@@ -119,6 +126,23 @@ export class TandemClient {
     this.sharePresence();
   }
 
+  /**
+   * Keep incoming frames unapplied until `release()`: an editor in the middle of an input
+   * method composition must not have its text replaced under it.
+   */
+  hold() {
+    this.held = this.held || [];
+  }
+
+  release() {
+    const frames = this.held || [];
+    this.held = null;
+    for (const data of frames) {
+      if (!this.ws) break;
+      this.handleFrame(data);
+    }
+  }
+
   sharePresence() {
     if (this.session.phase === Phase.LIVE) this.perform(this.session.setCursor(this.session.cursor));
   }
@@ -129,11 +153,7 @@ export class TandemClient {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.retryAt = null;
-    if (globalThis.navigator && navigator.onLine === false) {
-      this.setStatus("offline"); // the online event reconnects
-      return;
-    }
-    this.setStatus(this.attempt ? "reconnecting" : "connecting");
+    this.setStatus(this.attempt ? this.waitingState() : "connecting");
     const ws = new this.Socket(this.url);
     this.ws = ws;
     ws.onopen = () => {
@@ -144,10 +164,13 @@ export class TandemClient {
     ws.onmessage = (event) => {
       if (this.ws !== ws) return;
       this.lastHeard = Date.now();
-      this.handleFrame(event.data);
+      if (this.held) this.held.push(event.data);
+      else this.handleFrame(event.data);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (this.ws !== ws) return;
+      // 4xxx: the server closed on purpose (a frame too large, ...); say why, then retry
+      if (event && event.code >= 4000) this.on.error({ type: "Closed", code: event.code, reason: event.reason });
       this.dropSocket();
       this.reconnectSoon();
     };
@@ -181,6 +204,7 @@ export class TandemClient {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
+    if (this.held) this.held = []; // frames of a gone connection must not be applied
     ws.onopen = ws.onmessage = ws.onclose = null;
     try {
       ws.close();
@@ -201,8 +225,12 @@ export class TandemClient {
       delay = ceiling / 2 + Math.random() * (ceiling / 2); // jitter spreads a crowd's retries
     }
     this.retryAt = Date.now() + delay;
-    this.setStatus(globalThis.navigator && navigator.onLine === false ? "offline" : "reconnecting");
+    this.setStatus(this.waitingState());
     this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  waitingState() {
+    return globalThis.navigator && navigator.onLine === false ? "offline" : "reconnecting";
   }
 
   checkAlive() {
@@ -260,9 +288,8 @@ export class TandemClient {
   }
 
   countPending() {
-    const [outstanding, buffer] = pendingOf(this.session.state);
-    if (!outstanding) this.inFlightEdits = 0;
-    if (!buffer.length) this.bufferedEdits = 0;
+    if (!this.session.outstanding) this.inFlightEdits = 0;
+    if (!this.session.buffer.length) this.bufferedEdits = 0;
   }
 
   setStatus(name) {

@@ -179,7 +179,7 @@ def join_table(records: list[Result]) -> list[str]:
 
 
 def authors_table(records: list[Result]) -> list[str]:
-    ladders = [r for r in records if r.get("name") == "authors"]
+    ladders = [r for r in records if r.get("name") == "authors" and "steps" in r]
     if not ladders:
         return []
     lines = [
@@ -262,7 +262,10 @@ def targets_table(records: list[Result]) -> list[str]:
 
 
 def scaling_table(records: list[Result]) -> list[str]:
-    runs = sorted((r for r in records if r.get("name") == "scale"), key=lambda r: int(r["processes"]))
+    runs = sorted(
+        (r for r in records if r.get("name") == "scale" and "processes" in r),
+        key=lambda r: int(r["processes"]),
+    )
     if not runs:
         return []
     base = runs[0].get("edits_per_s")
@@ -287,7 +290,7 @@ def scaling_table(records: list[Result]) -> list[str]:
 
 
 def memory_table(records: list[Result]) -> list[str]:
-    runs = [r for r in records if r.get("name") == "memory"]
+    runs = [r for r in records if r.get("name") == "memory" and "bytes_per_conn" in r]
     if not runs:
         return []
     lines = [
@@ -333,6 +336,10 @@ def render(records: list[Result], header: list[str]) -> str:
         ("Memory", memory_table(records)),
         ("OT core micro-benchmark", transform_table(records)),
     ]
+    errors = [
+        f"- {r.get('name')} {r.get('server', '')}: {str(r['error'])[:300]}" for r in records if r.get("error")
+    ]
+    sections.append(("Errors", errors))
     out = list(header)
     for title, lines in sections:
         if lines:

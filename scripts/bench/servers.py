@@ -96,6 +96,15 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _redis_answers(sock: Path) -> bool:
+    import redis  # the venv's client; only the harness's own Redis needs it
+
+    try:
+        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
 def start_node_peer(name: str, kit: Path, logs: Path) -> Running:
     script, adapter = NODE_PEERS[name]
     port = free_port()
@@ -158,12 +167,7 @@ def start_tandem(
                 scratch,
             )
             helpers.append(redis)
-            _await(
-                lambda: "Ready to accept connections" in rlog.read_text(errors="replace"),
-                redis,
-                "redis-server",
-                rlog,
-            )
+            _await(functools.partial(_redis_answers, sock), redis, "redis-server", rlog)
             redis_args = ["--redis-url", f"unix://{sock}"]
         for i in range(processes):
             port = free_port()

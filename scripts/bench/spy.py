@@ -115,7 +115,8 @@ def profile(b: Bench, spec: str, out: Path) -> Result:
         [
             f"Profile of `tandem serve` under {spec}: {total} samples at 200/s (py-spy, idle excluded).",
             "Run: " + ", ".join(f"{k}={res[k]}" for k in SHOWN if k in res),
-            f"CPU seconds by process: {res.get('server_cpu_s_by_process')}; counters: {res.get('server_counters')}",
+            f"CPU seconds by process: {res.get('server_cpu_s_by_process')}; "
+            f"counters: {res.get('server_counters')}",
             "",
             "Self time (the frame itself):",
             "",

@@ -40,12 +40,14 @@ from server.store.base import (
     genesis,
     snapshot_decoder,
 )
+from server.store.pipe import RedisPipe
 
 log = logging.getLogger("tandem.store")
 
 # KEYS: head, log, clients, snaps, snaprevs
 # ARGV: channel, expected rev, n, then n x (client, seq, rev, hash, frame), snapshot rev
-#       (0: none), snapshot frame, trim-before rev (0: none)
+#       (0: none), snapshot frame, trim bound (0: none): the log is trimmed to just after
+#       the latest snapshot at or below the bound
 COMMIT = """
 local head_rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if head_rev ~= tonumber(ARGV[2]) then
@@ -76,7 +78,11 @@ if ARGV[z] ~= '0' then
   redis.call('ZADD', KEYS[5], ARGV[z], ARGV[z])
 end
 if ARGV[z + 2] ~= '0' then
-  redis.call('XTRIM', KEYS[2], 'MINID', ARGV[z + 2] .. '-1')
+  -- keep the log from just after a snapshot, so every kept revision can be rebuilt and verified
+  local s = redis.call('ZREVRANGEBYSCORE', KEYS[5], ARGV[z + 2], 1, 'LIMIT', 0, 1)[1]
+  if s then
+    redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(s) + 1) .. '-1')
+  end
 end
 return {'ok'}
 """
@@ -125,6 +131,11 @@ class RedisOpStore:
         self.listener = listener
         self.log_retention = log_retention
         self._commit = self.redis.register_script(COMMIT)
+        # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
+        self._pipe = RedisPipe(url) if not cluster and RedisPipe.supports(url) else None
+        import os
+        if os.environ.get('XPIPE') == '0':
+            self._pipe = None
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._listen_task: asyncio.Task[None] | None = None
@@ -152,12 +163,15 @@ class RedisOpStore:
         trim = 0
         if snapshot is not None:
             args += [snapshot.rev, encode(snapshot)]
-            if self.log_retention > 0 and snapshot.rev - self.log_retention > 1:
+            if self.log_retention > 0 and snapshot.rev - self.log_retention >= 1:
                 trim = snapshot.rev - self.log_retention
         else:
             args += [0, b""]
         args.append(trim)
-        reply = await self._commit(keys=keys.commit_keys(), args=args)
+        if self._pipe is not None:
+            reply = await self._pipe.evalsha(self._commit.sha, COMMIT, keys.commit_keys(), args)
+        else:
+            reply = await self._commit(keys=keys.commit_keys(), args=args)
         status = reply[0].decode()
         if status == "ok":
             return CommitResult("ok")
@@ -215,7 +229,7 @@ class RedisOpStore:
 
     async def trim(self, doc: str, before_rev: int) -> None:
         """Drop log entries of revisions below ``before_rev`` (history older than a snapshot)."""
-        await self.redis.xtrim(Keys(doc).log, minid=_entry_id(before_rev))
+        await self.redis.xtrim(Keys(doc).log, minid=_entry_id(before_rev), approximate=False)
 
     async def delete(self, doc: str) -> None:
         keys = Keys(doc)
@@ -282,4 +296,6 @@ class RedisOpStore:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listen_task
             self._listen_task = None
+        if self._pipe is not None:
+            await self._pipe.close()
         await self.redis.aclose()

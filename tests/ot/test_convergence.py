@@ -33,9 +33,10 @@ from ot import (
     Retain,
     Send,
     Synchronized,
+    insert_op,
     normalize,
 )
-from ot.protocol import Ack, CommittedOp, SubmitOp
+from ot.protocol import Ack, CommittedOp, Fetch, SubmitOp
 from tests.ot.refserver import POISON, Link, RefServer, check_server, expected_text
 from tests.strategies import contents
 
@@ -196,19 +197,14 @@ class Convergence(RuleBasedStateMachine):
     @precondition(lambda self: bool(self._gappable()))
     @rule(data=st.data())
     def lose_one_op(self, data: st.DataObject) -> None:
-        """Lose one op or ack while a later one follows, so the client can see the gap."""
+        """Lose one op or ack that a later revision follows, so the client can see the gap."""
         link = self.peers[self._pick(data, self._gappable())].link
         assert link is not None
-        revs = [k for k, m in enumerate(link.down) if isinstance(m, CommittedOp | Ack)]
-        del link.down[data.draw(st.sampled_from(revs[:-1]))]
+        del link.down[data.draw(st.sampled_from(losable(link)))]
         event("lose one op")
 
     def _gappable(self) -> list[int]:
-        return [
-            i
-            for i in self._links("down")
-            if sum(isinstance(m, CommittedOp | Ack) for m in self.peers[i].link.down) >= 2  # type: ignore[union-attr]
-        ]
+        return [i for i, p in enumerate(self.peers) if p.link is not None and losable(p.link)]
 
     @rule()
     def compact(self) -> None:
@@ -232,6 +228,12 @@ class Convergence(RuleBasedStateMachine):
     def teardown(self) -> None:
         if hasattr(self, "server"):
             settle(self)
+
+
+def losable(link: Link) -> list[int]:
+    """The queued ops and acks that a message for a later revision follows."""
+    revs = [(k, m.rev) for k, m in enumerate(link.down) if isinstance(m, CommittedOp | Ack)]
+    return [k for n, (k, rev) in enumerate(revs) if any(later > rev for _, later in revs[n + 1 :])]
 
 
 def check_replica(server: RefServer, session: ClientSession) -> None:
@@ -282,4 +284,47 @@ def settle(machine: Convergence, limit: int = 10_000) -> None:
 
 
 TestConvergence = Convergence.TestCase
-TestConvergence.settings = settings(settings(), stateful_step_count=50)
+TestConvergence.settings = settings(
+    settings(), max_examples=3 * settings().max_examples, stateful_step_count=60
+)
+
+
+# ------------------------------------------------------------ shrunk failures, pinned
+
+
+def test_a_fetch_answer_missing_the_own_op_is_asked_again() -> None:
+    """The ack is lost, the gap fetched, and the answer loses the own op too (found by the machine)."""
+    server = RefServer()
+    links = {c: server.connect(c) for c in ("a", "b")}
+    sessions = {c: ClientSession(c) for c in links}
+
+    def run(c: str, effects: list[Effect]) -> None:
+        links[c].up.extend(e.message for e in effects if isinstance(e, Send))
+
+    def deliver_up(c: str) -> None:
+        while links[c].up:
+            server.handle(links[c], links[c].up.popleft())
+
+    def deliver_down(c: str) -> None:
+        while links[c].down:
+            run(c, sessions[c].receive(links[c].down.popleft()))
+
+    for c in links:
+        run(c, sessions[c].connect())
+        deliver_up(c)
+        deliver_down(c)
+    run("a", sessions["a"].edit(insert_op(0, "A")))
+    run("b", sessions["b"].edit(insert_op(0, "B")))
+    deliver_up("a")
+    deliver_up("b")
+    del links["a"].down[0]  # a's ack is lost; b's op follows it
+    deliver_down("a")
+    assert list(links["a"].up) == [Fetch(from_=1, to=2)]
+    deliver_up("a")
+    del links["a"].down[0]  # and the answer loses a's own op
+    deliver_down("a")
+    assert list(links["a"].up) == [Fetch(from_=1, to=2)]  # asked again
+    deliver_up("a")
+    deliver_down("a")
+    assert (sessions["a"].text, sessions["a"].rev) == (server.texts[-1], 2)
+    assert isinstance(sessions["a"].state, Synchronized)

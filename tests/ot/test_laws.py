@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ot import Delete, Insert, InvalidOperation, Operation, Retain, apply, check, laws
+from ot import Delete, Insert, InvalidOperation, Operation, Retain, apply, check, compose, laws, transform
 from tests.strategies import (
     LAW_CASES,
     doc_and_concurrent_ops,
@@ -99,3 +99,14 @@ def test_check_and_apply_name_an_op_reaching_past_the_end(doc: str, extra: int) 
 def test_check_names_a_foreign_component() -> None:
     with pytest.raises(InvalidOperation, match="component 0: expected Retain, Insert or Delete, got 3"):
         check([3], 0)  # type: ignore[list-item]
+
+
+def test_composing_history_first_reorders_inserts_next_to_deleted_text() -> None:
+    """Why rebase goes one op at a time: the documented limit of the composition law."""
+    a, b1, b2 = (Retain(1), Insert("A")), (Delete(1),), (Insert("B"),)
+    at_once, _ = transform(a, compose(b1, b2))
+    step, _ = transform(a, b1)
+    in_steps, _ = transform(step, b2)
+    after_b = apply(apply("xyz", b1), b2)
+    assert (apply(after_b, at_once), apply(after_b, in_steps)) == ("BAyz", "AByz")
+    laws.transform_respects_compose("xyz", a, b1, b2)  # within what the law promises

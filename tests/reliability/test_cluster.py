@@ -14,6 +14,8 @@ from ot.protocol import CommittedOp
 from server.store.base import ClientRecord, Head, StoredOp, genesis
 from server.store.redis import RedisOpStore
 from tests.reliability.cluster import RedisCluster, running_cluster
+from tests.reliability.harness import Deployment, assert_verified, document
+from tests.reliability.wire import Raw
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,36 @@ def test_op_store_commits_and_notifies_across_nodes(cluster: RedisCluster) -> No
             await reader.close()
 
     asyncio.run(run())
+
+
+def test_two_servers_on_the_cluster_converge_on_many_documents(
+    cluster: RedisCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    docs = [f"spread-{i}" for i in range(12)]
+    root = tmp_path_factory.mktemp("cluster-servers")
+    with Deployment(root, 2, redis_url=cluster.url, extra_args=("--redis-cluster", "true")) as d:
+        clients = {(doc, side): Raw(url, doc) for doc in docs for side, url in enumerate(d.ws_urls)}
+        try:
+            for (doc, side), raw in clients.items():
+                raw.hello(f"c{side}")
+            for seq in (1, 2, 3):
+                for (doc, side), raw in clients.items():
+                    raw.send({"type": "op", "seq": seq, "base": 0,
+                              "ops": [{"type": "Insert", "content": f"[{side}.{seq}]"}]})
+            for raw in clients.values():
+                acks = [raw.until("ack")["rev"] for _ in range(3)]
+                assert acks == sorted(acks) and len(set(acks)) == 3, acks
+            for (doc, side), raw in clients.items():
+                # Every op of the other process reached this one through the cluster's pub/sub.
+                seen = {m["seq"] for m in raw.received if m["type"] == "op" and m["client"] != f"c{side}"}
+                while len(seen) < 3:
+                    m = raw.until("op")
+                    seen.add(m["seq"])
+        finally:
+            for raw in clients.values():
+                raw.close()
+        for doc in docs:
+            texts = [document(server.http_url, doc)["text"] for server in d.servers]
+            tokens = sorted(f"[{side}.{seq}]" for side in (0, 1) for seq in (1, 2, 3))
+            assert texts[0] == texts[1] and sorted(texts[0].replace("]", "] ").split()) == tokens, texts
+            assert_verified(d.http_url, doc)

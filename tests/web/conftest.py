@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import RedisProcess, ServerProcess
 from tests.web.chromium import CHROMIUM_ARGS, find_chromium
+from tests.web.pages import Editors
 
 ROOT = Path(__file__).resolve().parents[2]
 # A made-up origin whose requests are answered from the repository by page.route.
@@ -69,22 +71,23 @@ def static_page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
-@pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One `tandem serve` process on its own Redis, which a test may kill -9 and restart."""
-    from tests.reliability.harness import Deployment
-
-    with Deployment(tmp_path_factory.mktemp("web"), servers=1) as running:
-        yield running
-
-
 @pytest.fixture
-def editors(browser: Any, deployment: Any) -> Iterator[Any]:
-    """Opens editor pages (each in its own browser context: own storage, own user)."""
-    from tests.web.pages import Editors
-
-    opened = Editors(browser, deployment.servers[0])
+def editors(browser: Any, tandem: ServerProcess) -> Iterator[Editors]:
+    """Opens editor pages on the session's server, each in its own browser context (own
+    storage, own user)."""
+    opened = Editors(browser, tandem)
     try:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def own_server(redis: RedisProcess, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A `tandem serve` of this test alone, on the session's Redis, to kill and restart."""
+    server = ServerProcess(redis.url, tmp_path / "tandem", extra_args=("--log-level", "warning"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

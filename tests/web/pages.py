@@ -4,27 +4,29 @@ on that state instead of sleeping."""
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
-from tests.reliability.harness import ServerProcess, http_get
+from tests.support import ServerProcess, document, http_post, unique_doc
 
 # Generous: a restarted server plus reconnect backoff must fit, and CI machines are slow.
 WAIT_MS = 20_000
 
 
-def server_doc(server: ServerProcess, doc: str) -> dict[str, Any]:
-    status, body = http_get(f"{server.http_url}/docs/{doc}")
-    assert status == 200, f"GET /docs/{doc} answered {status}: {body[:300]!r}"
-    return json.loads(body)  # type: ignore[no-any-return]
+def post_op(server: ServerProcess, doc: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit an op over HTTP, as a client without a socket does; returns the ack."""
+    status, answer = http_post(f"{server.http_url}/docs/{doc}/ops", json.dumps(body).encode())
+    assert status == 200, f"POST /docs/{doc}/ops answered {status}: {answer[:300]!r}"
+    ack: dict[str, Any] = json.loads(answer)
+    return ack
 
 
 class Editor:
     """One page showing the editor, in its own browser context."""
 
-    def __init__(self, context: Any, page: Any, doc: str) -> None:
+    def __init__(self, context: Any, page: Any, server: ServerProcess, doc: str) -> None:
         self.context = context
         self.page = page
+        self.server = server
         self.doc = doc
         self.errors: list[str] = []
         page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -60,23 +62,24 @@ class Editor:
 
 
 class Editors:
-    """Pages on one document of one server; closes what it opened."""
+    """Editor pages, by default on `server`; closes what it opened."""
 
     def __init__(self, browser: Any, server: ServerProcess) -> None:
         self.browser = browser
         self.server = server
         self.opened: list[Editor] = []
 
-    def open(self, doc: str | None = None, *, viewport: dict[str, int] | None = None,
-             before_load: Any = None) -> Editor:
-        doc = doc or f"web-{secrets.token_hex(4)}"
+    def open(self, doc: str | None = None, *, server: ServerProcess | None = None,
+             viewport: dict[str, int] | None = None, before_load: Any = None) -> Editor:
+        doc = doc or unique_doc("web")
+        server = server or self.server
         context = self.browser.new_context(viewport=viewport or {"width": 900, "height": 600})
         page = context.new_page()
         page.set_default_timeout(WAIT_MS)
-        editor = Editor(context, page, doc)
+        editor = Editor(context, page, server, doc)
         if before_load is not None:
             before_load(editor)
-        page.goto(f"{self.server.http_url}/?doc={doc}")
+        page.goto(f"{server.http_url}/?doc={doc}")
         editor.wait("t.state === 'connected' && t.rev !== null")
         page.click("#editor")
         self.opened.append(editor)
@@ -84,11 +87,12 @@ class Editors:
 
     def converged(self, *editors: Editor) -> str:
         """Wait until every editor is synced at the server's revision; returns the common text."""
+        server, doc_id = editors[0].server, editors[0].doc
         for _ in range(3):  # the server may commit more while we look: look again
-            rev = server_doc(self.server, editors[0].doc)["rev"]
+            rev = document(server.http_url, doc_id)["rev"]
             for editor in editors:
                 editor.wait("t.pending === 0 && t.state === 'connected' && t.rev >= arg", rev)
-            doc = server_doc(self.server, editors[0].doc)
+            doc = document(server.http_url, doc_id)
             if all(e.state("rev") == doc["rev"] for e in editors):
                 for editor in editors:
                     assert editor.text == doc["text"], (

@@ -20,7 +20,7 @@ from ot.client import ClientSession, Synchronized
 from ot.cursor import Cursor
 from ot.effects import Effect, Reconnect, Send
 from ot.operation import Operation
-from ot.protocol import CommittedOp, Error, ErrorCode, Presence, ServerMessage, SubmitOp, User
+from ot.protocol import CommittedOp, Error, ErrorCode, Fetch, Presence, ServerMessage, SubmitOp, User
 from tests.ot.refserver import Link, RefServer
 
 Step = dict[str, Any]
@@ -109,18 +109,24 @@ class Scenario:
             return
         if roll > 0.8:
             self.server.compact()  # the next resume finds the log gone and gets a snapshot
+        before = len(self.link.down)
         self.server.handle(self.link, msg)
+        if isinstance(msg, Fetch) and roll < 0.5 and len(self.link.down) - before >= 2:
+            del self.link.down[before]  # an answer with a hole: the session must ask again
 
     def deliver_one(self) -> None:
         if self.link is None or not self.link.down:
             return
         roll = self.rng.random()
         msg = self.link.down.popleft()
-        if roll < 0.05 and isinstance(msg, CommittedOp):
-            return  # lost: the session finds the gap and fetches
-        if roll < 0.09 and isinstance(msg, CommittedOp):
+        if roll < 0.08 and isinstance(msg, CommittedOp):
+            # lost, sometimes with the next one: the session finds the gap and fetches
+            if roll < 0.04 and self.link.down and isinstance(self.link.down[0], CommittedOp):
+                self.link.down.popleft()
+            return
+        if roll < 0.11 and isinstance(msg, CommittedOp):
             msg = CommittedOp(rev=msg.rev, client=msg.client, seq=msg.seq, ops=msg.ops, hash="0" * 64)
-        elif roll < 0.13 and self.session.rev:
+        elif roll < 0.15 and self.session.rev:
             self.deliver(self.server._committed(self.rng.randint(1, self.session.rev)))  # a duplicate
         self.deliver(msg)
 
@@ -129,14 +135,14 @@ class Scenario:
     def run(self, count: int) -> dict[str, Any]:
         self.connect()
         actions: list[tuple[float, Callable[[], None]]] = [
-            (0.18, self.local_edit),
-            (0.04, self.local_cursor),
-            (0.10, self.other_commit),
-            (0.04, self.other_presence),
-            (0.25, self.serve_one),
-            (0.32, self.deliver_one),
-            (0.04, self._flaky_connection),
-            (0.03, self._resubmit),
+            (0.14, self.local_edit),
+            (0.03, self.local_cursor),
+            (0.17, self.other_commit),
+            (0.03, self.other_presence),
+            (0.24, self.serve_one),
+            (0.34, self.deliver_one),
+            (0.03, self._flaky_connection),
+            (0.02, self._resubmit),
         ]
         for _ in range(count):
             roll = self.rng.random()

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.web.pages import Editor, Editors, server_doc
+from tests.support import ServerProcess, assert_verified
+from tests.web.pages import Editor, Editors, post_op
 
 pytestmark = pytest.mark.browser
 
@@ -19,37 +20,44 @@ def _subsequence(text: str, alphabet: str) -> str:
 def test_two_pages_typing_at_once_converge_to_the_servers_text(editors: Editors) -> None:
     one = editors.open()
     two = editors.open(one.doc)
-    # Keystrokes alternate without waiting for acks, so both pages edit on stale revisions
-    # at the same place (the end), and astral characters count as one position each.
+    # Keystrokes alternate without waiting for acks, so both pages edit at the same place
+    # (the end) on revisions the other has moved past; astral characters count as one
+    # position each. For the second half each page also holds back what it receives, so
+    # the two are certainly concurrent: every op of each is transformed against the other's.
     typed_one = "ab😀cd😀ef😀gh"
     typed_two = "XY🎉ZW🎉VU🎉TS"
-    for a, b in zip(typed_one, typed_two, strict=True):
+    for i, (a, b) in enumerate(zip(typed_one, typed_two, strict=True)):
+        if i == len(typed_one) // 2:
+            for page in (one, two):
+                page.page.evaluate("window.tandem.client.hold()")
         one.type(a)
         two.type(b)
+    for page in (one, two):
+        page.page.evaluate("window.tandem.client.release()")
     text = editors.converged(one, two)
     assert len(text) == len(typed_one) + len(typed_two)
     assert _subsequence(text, "abcdefgh😀") == typed_one
     assert _subsequence(text, "XYZWVUTS🎉") == typed_two
 
 
-def test_every_keystroke_survives_a_server_crash_exactly_once(editors: Editors, deployment: Any) -> None:
-    page = editors.open()
+def test_every_keystroke_survives_a_server_crash_exactly_once(
+    editors: Editors, own_server: ServerProcess
+) -> None:
+    page = editors.open(server=own_server)
     tokens = [f"<{i:02d}>" for i in range(24)]
     for token in tokens[:8]:
         page.type(token)
-    server = deployment.servers[0]
-    server.kill()  # kill -9: no goodbye, the socket just dies
+    own_server.kill()  # kill -9: no goodbye, the socket just dies
     page.wait("t.state !== 'connected'")
     for token in tokens[8:16]:
         page.type(token)  # kept and composed while the server is down
     assert page.state("pending") > 0
-    server.start()
+    own_server.start()
     for token in tokens[16:]:
         page.type(token)
     text = editors.converged(page)
     assert text == "".join(tokens), f"lost or repeated keystrokes: {text!r}"
-    verify = server_doc(server, f"{page.doc}/verify")
-    assert verify["ok"], verify
+    assert_verified(own_server.http_url, page.doc)
 
 
 def _block_socket(editor: Editor) -> Any:
@@ -131,6 +139,71 @@ def test_a_remote_edit_before_the_caret_keeps_it_on_the_same_character(editors: 
     assert (caret["start"], caret["end"]) == (len("😀 new hello ") + 1, len("😀 new hello w") + 1)
 
 
+def test_others_cursors_and_selections_are_drawn_in_their_colours_with_names(editors: Editors) -> None:
+    ada = editors.open()
+    grace = editors.open(ada.doc)
+    ada.page.fill("#name", "Ada")
+    ada.page.press("#name", "Enter")
+    ada.page.click("#editor")
+    ada.type("hi 😀 hello world")
+    editors.converged(ada, grace)
+    ada.page.evaluate(
+        "(() => { const e = document.getElementById('editor'); const i = e.value.indexOf('world');"
+        " e.setSelectionRange(i, i + 5, 'forward'); })()"
+    )
+    grace.wait(
+        "Object.values(t.peers).some(({cursor: c, user: u}) => u && u.name === 'Ada' && c.anchor !== c.head)"
+    )
+    drawn = grace.page.evaluate(
+        """() => {
+            const layer = document.querySelector('.presence-layer');
+            const caret = layer.querySelector('.peer-caret');
+            const before = document.createRange();
+            before.setStart(layer, 0);
+            before.setEndBefore(caret);
+            return {
+                selected: [...layer.querySelectorAll('.peer-selection')].map((e) => e.textContent).join(''),
+                name: caret.querySelector('.peer-name').textContent,
+                textBeforeCaret: before.toString(),
+                colour: getComputedStyle(caret).getPropertyValue('--peer-color').trim(),
+            };
+        }"""
+    )
+    ada_colour = ada.page.evaluate("JSON.parse(localStorage.getItem('tandem.user')).color")
+    assert drawn == {"selected": "world", "name": "Ada", "textBeforeCaret": "hi 😀 hello world",
+                     "colour": ada_colour}
+
+
+def test_line_breaks_written_elsewhere_as_crlf_survive_editing_in_the_page(editors: Editors) -> None:
+    page = editors.open()
+    # a client on another platform writes Windows line breaks, which a textarea cannot hold
+    post_op(editors.server, page.doc, {"client": "bot", "seq": 1, "base": 0,
+                                       "ops": [{"type": "Insert", "content": "one\r\ntwo\r\n"}]})
+    page.wait("t.text === arg", "one\r\ntwo\r\n")
+    assert page.caret()["value"] == "one\ntwo\n"
+    page.page.keyboard.press("Control+End")
+    page.type("three 😀")
+    page.page.evaluate("document.getElementById('editor').setSelectionRange(3, 3)")
+    page.page.keyboard.press("Delete")  # joins the first two lines: removes the whole \r\n
+    assert editors.converged(page) == "onetwo\r\nthree 😀"
+
+
+def test_remote_edits_wait_while_an_input_method_composes(editors: Editors) -> None:
+    composer = editors.open()
+    other = editors.open(composer.doc)
+    composer.type("hello ")
+    editors.converged(composer, other)
+    ime = composer.context.new_cdp_session(composer.page)
+    ime.send("Input.imeSetComposition", {"text": "ni", "selectionStart": 2, "selectionEnd": 2})
+    other.page.keyboard.press("Control+Home")
+    other.type("XY")
+    other.wait_synced()
+    # the composition is untouched: the remote insert is held back, not applied under it
+    assert composer.caret()["value"] == "hello ni"
+    ime.send("Input.insertText", {"text": "你好"})
+    assert editors.converged(composer, other) == "XYhello 你好"
+
+
 def test_undo_removes_only_ones_own_edit(editors: Editors) -> None:
     mine = editors.open()
     theirs = editors.open(mine.doc)
@@ -146,3 +219,24 @@ def test_undo_removes_only_ones_own_edit(editors: Editors) -> None:
     assert editors.converged(mine, theirs) == "theirs 😀 mine"
     theirs.page.keyboard.press("Control+z")  # their undo takes back theirs, not mine
     assert editors.converged(mine, theirs) == "mine"
+
+
+def test_the_page_names_a_fresh_document_and_remembers_its_user(editors: Editors, browser: Any) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{editors.server.http_url}/")
+        page.wait_for_function("window.tandem && window.tandem.state === 'connected'")
+        doc = page.evaluate("new URL(location.href).searchParams.get('doc')")
+        assert doc and doc == page.evaluate("window.tandem.doc"), "no fresh ?doc= in the address bar"
+        assert page.input_value("#name"), "no name chosen for a new user"
+        page.fill("#name", "Hopper")
+        page.press("#name", "Enter")
+        page.reload()
+        page.wait_for_function("window.tandem && window.tandem.state === 'connected'")
+        assert page.input_value("#name") == "Hopper", "the name did not survive a reload"
+        other = editors.open(doc)
+        other.wait("Object.values(t.peers).some((p) => p.user && p.user.name === 'Hopper')")
+        assert "2 people here" in page.inner_text("#status")
+    finally:
+        context.close()

@@ -3,7 +3,7 @@
 // (test_js.py); returns the names and errors of failing tests, never throws.
 
 import { apply, insertOp } from "../../web/operation.js";
-import { diffToOp } from "../../web/textarea.js";
+import { diffToOp, Shown } from "../../web/textarea.js";
 import { genesisHash, nextHash } from "../../web/integrity.js";
 import { TandemClient } from "../../web/tandem.js";
 import { UndoManager } from "../../web/undo.js";
@@ -39,6 +39,20 @@ const TESTS = {
     const before = "ab👍🏽c";
     const after = "ab👍🏽Zc";
     eq(apply(before, diffToOp(before, after, 7)), after, "diff applies back to the new value");
+  },
+  "a document with carriage returns maps to what a textarea shows"() {
+    const shown = new Shown("a\r\nb\rc😀\r\n");
+    eq(shown.text, "a\nb\nc😀\n", "shown text");
+    eq([0, 1, 2, 3, 4, 5, 6, 7].map((k) => shown.toDoc(k)), [0, 1, 3, 4, 5, 6, 7, 9], "shown to document");
+    eq([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((d) => shown.toShown(d)), [0, 1, 1, 2, 3, 4, 5, 6, 6, 7],
+      "document to shown (inside a pair: its start)");
+    // backspace over the first line break, then typing at the end
+    const joined = apply(shown.doc, shown.opToDoc(diffToOp(shown.text, "ab\nc😀\n", 1)));
+    eq(joined, "ab\rc😀\r\n", "backspace removes the whole \\r\\n, nothing else");
+    const typed = new Shown(joined);
+    eq(apply(joined, typed.opToDoc(diffToOp(typed.text, "ab\nc😀\nz", 8))), "ab\rc😀\r\nz",
+      "typing keeps the other line breaks as they were");
+    eq(new Shown("plain").widths, null, "no mapping without carriage returns");
   },
   "diff of a replaced selection is one delete and one insert"() {
     eq(diffToOp("hello world", "hello there", 11),
@@ -116,20 +130,28 @@ class FakeSocket {
   }
 }
 
-TESTS["the driver resends the op in flight after a reconnect, then the edits made offline"] = () => {
+const H0 = genesisHash("d");
+
+/** Run `test(client, socket)` on a TandemClient whose first socket has loaded an empty document. */
+function withLiveClient(on, test) {
   FakeSocket.made = [];
-  const statuses = [];
-  const client = new TandemClient({
-    url: "ws://test/ws/d", clientId: "me", WebSocket: FakeSocket, on: { status: (s) => statuses.push(s) },
-  });
+  const client = new TandemClient({ url: "ws://test/ws/d", clientId: "me", WebSocket: FakeSocket, on });
   client.start();
   try {
-    const first = FakeSocket.made[0];
-    first.open();
-    eq(first.sent, [{ type: "hello", client: "me", rev: null, token: null }], "hello on a fresh start");
-    const h0 = genesisHash("d");
-    first.feed({ type: "snapshot", rev: 0, text: "", hash: h0 }, { type: "ready", rev: 0 });
+    const socket = FakeSocket.made[0];
+    socket.open();
+    eq(socket.sent, [{ type: "hello", client: "me", rev: null, token: null }], "hello on a fresh start");
+    socket.feed({ type: "snapshot", rev: 0, text: "", hash: H0 }, { type: "ready", rev: 0 });
     eq(client.status.state, "connected", "state after ready");
+    test(client, socket);
+  } finally {
+    client.stop();
+  }
+}
+
+TESTS["the driver resends the op in flight after a reconnect, then the edits made offline"] = () => {
+  const statuses = [];
+  withLiveClient({ status: (s) => statuses.push(s) }, (client, first) => {
     client.edit(insertOp(0, "a"));
     eq(first.sent[1], { type: "op", seq: 1, base: 0, ops: [{ type: "Insert", content: "a" }] }, "op sent");
 
@@ -149,15 +171,33 @@ TESTS["the driver resends the op in flight after a reconnect, then the edits mad
     second.feed({ type: "ready", rev: 0 });
     eq(second.sent[1], { type: "op", seq: 1, base: 0, ops: [{ type: "Insert", content: "a" }] },
       "the same op, same seq and base");
-    const h1 = nextHash(h0, 1, "me", 1, [{ type: "Insert", content: "a" }]);
+    const h1 = nextHash(H0, 1, "me", 1, [{ type: "Insert", content: "a" }]);
     second.feed({ type: "ack", seq: 1, rev: 1, hash: h1 });
     eq(second.sent[2], { type: "op", seq: 2, base: 1, ops: [{ type: "Retain", length: 1 },
       { type: "Insert", content: "bc" }] }, "the offline edits, composed into one op");
     eq([client.pending, client.status.attempt], [2, 0], "pending and attempts after the ack");
     eq(statuses.some((s) => s.state === "reconnecting"), true, "the status went through reconnecting");
-  } finally {
-    client.stop();
-  }
+  });
+};
+
+TESTS["frames wait while held and apply in order on release; a dropped connection's are discarded"] = () => {
+  const changes = [];
+  withLiveClient({ change: (op) => changes.push(op) }, (client, socket) => {
+    const ops = [[{ type: "Insert", content: "a" }], [{ type: "Insert", content: "b" }]];
+    const h1 = nextHash(H0, 1, "other", 1, ops[0]);
+    const h2 = nextHash(h1, 2, "other", 2, ops[1]);
+    client.hold();
+    socket.feed({ type: "op", rev: 1, client: "other", seq: 1, ops: ops[0], hash: h1 });
+    socket.feed({ type: "op", rev: 2, client: "other", seq: 2, ops: ops[1], hash: h2 });
+    eq([client.text, changes.length], ["", 0], "nothing applied while held");
+    client.release();
+    eq([client.text, client.rev], ["ba", 2], "both applied, in order, on release");
+    client.hold();
+    socket.feed({ type: "op", rev: 3, client: "other", seq: 3, ops: ops[0], hash: nextHash(h2, 3, "other", 3, ops[0]) });
+    client.dropSocket();
+    client.release();
+    eq(client.rev, 2, "a frame of a dropped connection is not applied");
+  });
 };
 
 /** Run every test; returns {count, failures: [{name, error}]}. */

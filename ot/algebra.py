@@ -1,0 +1,243 @@
+"""compose, transform and rebase: the two-op walks at the heart of OT.
+
+They are the hot loops of the server and of every client, so they are written for
+CPython: no helper calls per component, and the output is built through three pending
+values per op (a retain count, then the text inserted and the count deleted since that
+retain) that become components only when the kind changes. That yields the canonical
+form of `ot.operation.normalize` directly: neighbours merged, insert before delete, no
+trailing retain.
+
+Past its last component an op retains the rest of the document, which is how implied
+trailing retains are honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ot.operation import Component, Delete, Insert, Operation, Retain, normalize
+
+
+def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:
+    """One op with the effect of ``a`` followed by ``b``.
+
+    Law: ``apply(apply(s, a), b) == apply(s, compose(a, b))``; compose is associative.
+    """
+    out: list[Component] = []
+    r, ins, d = 0, "", 0  # pending output
+    na, nb = len(a), len(b)
+    ia = ib = 0
+    ka: type | None = None  # kind of a's current component, None once consumed
+    kb: type | None = None
+    va = ""  # the rest of a's current insert
+    la = lb = 0  # the rest of the current retain or delete
+    while True:
+        if ka is None:
+            if ia == na:
+                break
+            c = a[ia]
+            ia += 1
+            ka = type(c)
+            if ka is Delete:  # deleted before b sees it
+                if r:
+                    out.append(Retain(r))
+                    r = 0
+                d += c.length  # type: ignore[union-attr]
+                ka = None
+                continue
+            if ka is Insert:
+                va = c.content  # type: ignore[union-attr]
+                la = len(va)
+            else:
+                la = c.length  # type: ignore[union-attr]
+        if kb is None:
+            if ib == nb:
+                break
+            c = b[ib]
+            ib += 1
+            kb = type(c)
+            if kb is Insert:  # inserted after a's effect
+                if r:
+                    out.append(Retain(r))
+                    r = 0
+                ins += c.content  # type: ignore[union-attr]
+                kb = None
+                continue
+            lb = c.length  # type: ignore[union-attr]
+        # a's current is a Retain or an Insert; b's is a Retain or a Delete
+        n = la if la < lb else lb
+        if ka is Insert:
+            if kb is Retain:
+                if r:
+                    out.append(Retain(r))
+                    r = 0
+                ins += va[:n] if n < la else va
+            # an Insert then a Delete of it: nothing
+            va = va[n:]
+        elif kb is Retain:
+            if ins:
+                out.append(Insert(ins))
+                ins = ""
+            if d:
+                out.append(Delete(d))
+                d = 0
+            r += n
+        else:
+            if r:
+                out.append(Retain(r))
+                r = 0
+            d += n
+        la -= n
+        lb -= n
+        if not la:
+            ka = None
+        if not lb:
+            kb = None
+    if ka is not None or ia < na:
+        # b ended: what is left of a passes through unchanged
+        rest: list[Component] = [] if ka is None else [Insert(va) if ka is Insert else ka(la)]
+        return _finish(out, r, ins, d, rest, a, ia)
+    if kb is not None or ib < nb:
+        rest = [] if kb is None else [kb(lb)]
+        return _finish(out, r, ins, d, rest, b, ib)
+    return _finish(out, r, ins, d, [], (), 0)
+
+
+def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation, Operation]:
+    """Transform two concurrent ops made on the same document.
+
+    Returns ``(a_prime, b_prime)`` with
+    ``apply(apply(s, a), b_prime) == apply(apply(s, b), a_prime)``.
+
+    Tie rule: where both insert at one position, ``a``'s text goes to the left. Call it
+    with ``a`` as the op that is committed later: the incoming op on the server, the
+    client's own pending op on a client (as ot.js and ShareDB do).
+    """
+    a_out: list[Component] = []
+    b_out: list[Component] = []
+    ar, ai, ad = 0, "", 0  # pending a_prime
+    br, bi, bd = 0, "", 0  # pending b_prime
+    na, nb = len(a), len(b)
+    ia = ib = 0
+    ka: type | None = None
+    kb: type | None = None
+    la = lb = 0
+    while True:
+        if ka is None:
+            if ia == na:
+                break
+            c = a[ia]
+            ia += 1
+            ka = type(c)
+            if ka is Insert:  # a's inserts first: the tie goes to a
+                s: str = c.content  # type: ignore[union-attr]
+                if ar:
+                    a_out.append(Retain(ar))
+                    ar = 0
+                ai += s
+                if bi:
+                    b_out.append(Insert(bi))
+                    bi = ""
+                if bd:
+                    b_out.append(Delete(bd))
+                    bd = 0
+                br += len(s)
+                ka = None
+                continue
+            la = c.length  # type: ignore[union-attr]
+        if kb is None:
+            if ib == nb:
+                break
+            c = b[ib]
+            ib += 1
+            kb = type(c)
+            if kb is Insert:
+                s = c.content  # type: ignore[union-attr]
+                if ai:
+                    a_out.append(Insert(ai))
+                    ai = ""
+                if ad:
+                    a_out.append(Delete(ad))
+                    ad = 0
+                ar += len(s)
+                if br:
+                    b_out.append(Retain(br))
+                    br = 0
+                bi += s
+                kb = None
+                continue
+            lb = c.length  # type: ignore[union-attr]
+        n = la if la < lb else lb
+        if ka is Retain:
+            if kb is Retain:
+                if ai:
+                    a_out.append(Insert(ai))
+                    ai = ""
+                if ad:
+                    a_out.append(Delete(ad))
+                    ad = 0
+                ar += n
+                if bi:
+                    b_out.append(Insert(bi))
+                    bi = ""
+                if bd:
+                    b_out.append(Delete(bd))
+                    bd = 0
+                br += n
+            else:
+                if br:
+                    b_out.append(Retain(br))
+                    br = 0
+                bd += n
+        elif kb is Retain:
+            if ar:
+                a_out.append(Retain(ar))
+                ar = 0
+            ad += n
+        # a Delete against a Delete: both removed the same text; neither side emits anything
+        la -= n
+        lb -= n
+        if not la:
+            ka = None
+        if not lb:
+            kb = None
+    # One op ended, so it retains the rest: the other's remaining retains and deletes
+    # apply as they are, and its inserts only lengthen the ended side's (dropped) retain.
+    if ka is not None or ia < na:
+        rest: list[Component] = [] if ka is None else [ka(la)]
+        return _finish(a_out, ar, ai, ad, rest, a, ia), _finish(b_out, br, bi, bd, [], (), 0)
+    rest = [] if kb is None else [kb(lb)]
+    return _finish(a_out, ar, ai, ad, [], (), 0), _finish(b_out, br, bi, bd, rest, b, ib)
+
+
+def _finish(
+    out: list[Component], r: int, ins: str, d: int, rest: list[Component], op: Sequence[Component], start: int
+) -> Operation:
+    """The canonical op of ``out`` and its pending values, followed by ``rest`` and ``op[start:]``."""
+    if rest or start < len(op):
+        if r:
+            out.append(Retain(r))
+        if ins:
+            out.append(Insert(ins))
+        if d:
+            out.append(Delete(d))
+        return normalize([*out, *rest, *op[start:]])
+    if ins:
+        out.append(Insert(ins))
+    if d:
+        out.append(Delete(d))
+    return tuple(out)
+
+
+def rebase(op: Sequence[Component], committed: Iterable[Sequence[Component]]) -> Operation:
+    """Transform ``op`` through the ops committed after its base, in revision order.
+
+    This is the server's whole OT step: the incoming op wins ties against history, so
+    its inserts go left of inserts committed earlier at the same position. Always one
+    op at a time: composing the history first can order inserts next to deleted text
+    differently (see `ot.laws.transform_respects_compose`).
+    """
+    current: Sequence[Component] = op
+    for other in committed:
+        current, _ = transform(current, other)
+    return tuple(current)

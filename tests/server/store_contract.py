@@ -1,0 +1,157 @@
+"""The OpStore contract, written once and run against every store (test_store_redis.py).
+
+Each check is an async function taking a fresh store and a document id no other check uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from ot.integrity import genesis_hash, next_hash
+from ot.operation import Insert, Operation, Retain, apply
+from ot.protocol import CommittedOp, Snapshot
+from server.store.base import HistoryGone, OpStore, StoredOp
+
+Check = Callable[[OpStore, str], Awaitable[None]]
+CHECKS: list[Check] = []
+
+
+def check(fn: Check) -> Check:
+    CHECKS.append(fn)
+    return fn
+
+
+def chain(doc: str, steps: list[tuple[str, int, Operation]], start_rev: int = 0,
+          start_hash: str | None = None) -> list[StoredOp]:
+    """Records with correct hashes for ``steps`` of (client, seq, ops) after ``start_rev``."""
+    prev = start_hash or genesis_hash(doc)
+    records = []
+    for offset, (client, seq, ops) in enumerate(steps, start=1):
+        rev = start_rev + offset
+        prev = next_hash(prev, rev, client, seq, ops)
+        records.append(StoredOp.of(CommittedOp(rev, client, seq, ops, prev)))
+    return records
+
+
+def typing(doc: str, text: str, client: str = "c") -> list[StoredOp]:
+    return chain(doc, [(client, i + 1, ((Retain(i),) if i else ()) + (Insert(ch),)) for i, ch in enumerate(text)])
+
+
+@check
+async def an_unknown_document_is_empty_at_revision_0(store: OpStore, doc: str) -> None:
+    head = await store.head(doc)
+    assert (head.rev, head.hash) == (0, genesis_hash(doc))
+    assert await store.ops(doc, 1, 10) == []
+    assert await store.first_logged_rev(doc) is None
+    assert await store.client_record(doc, "c") is None
+    assert (await store.text_at(doc, 0)).text == ""
+
+
+@check
+async def a_commit_at_the_head_advances_it(store: OpStore, doc: str) -> None:
+    [record] = typing(doc, "a")
+    assert (await store.commit(doc, 0, [record])).status == "ok"
+    head = await store.head(doc)
+    assert (head.rev, head.hash) == (1, record.op.hash)
+    assert await store.ops(doc, 1, 1) == [record]
+    record_of_c = await store.client_record(doc, "c")
+    assert record_of_c is not None and (record_of_c.seq, record_of_c.rev, record_of_c.hash) == (1, 1, head.hash)
+
+
+@check
+async def a_commit_behind_the_head_is_told_where_the_head_is(store: OpStore, doc: str) -> None:
+    first, second = typing(doc, "ab")
+    await store.commit(doc, 0, [first])
+    result = await store.commit(doc, 0, [second])
+    assert result.status == "moved" and result.head is not None
+    assert (result.head.rev, result.head.hash) == (1, first.op.hash)
+    assert (await store.head(doc)).rev == 1
+
+
+@check
+async def a_committed_client_seq_is_answered_with_its_original_revision(store: OpStore, doc: str) -> None:
+    first, second = typing(doc, "ab")
+    await store.commit(doc, 0, [first])
+    again = chain(doc, [("c", 1, (Retain(1), Insert("z")))], 1, first.op.hash)
+    result = await store.commit(doc, 1, again)
+    assert result.status == "duplicate" and result.index == 0 and result.original is not None
+    assert (result.original.seq, result.original.rev, result.original.hash) == (1, 1, first.op.hash)
+    assert (await store.head(doc)).rev == 1, "a duplicate commits nothing"
+
+
+@check
+async def a_group_commit_gives_each_op_its_own_revision(store: OpStore, doc: str) -> None:
+    records = typing(doc, "xyz")
+    assert (await store.commit(doc, 0, records)).status == "ok"
+    assert [s.op.rev for s in await store.ops(doc, 1, 3)] == [1, 2, 3]
+    assert (await store.head(doc)).hash == records[-1].op.hash
+    assert (await store.ops(doc, 2, 2))[0] == records[1]
+
+
+@check
+async def a_group_with_one_duplicate_commits_nothing(store: OpStore, doc: str) -> None:
+    [first] = typing(doc, "a", client="c")
+    await store.commit(doc, 0, [first])
+    batch = chain(doc, [("d", 1, (Insert("q"),)), ("c", 1, (Insert("r"),))], 1, first.op.hash)
+    result = await store.commit(doc, 1, batch)
+    assert result.status == "duplicate" and result.index == 1
+    assert (await store.head(doc)).rev == 1
+
+
+@check
+async def text_at_a_past_revision_uses_snapshots_and_the_log(store: OpStore, doc: str) -> None:
+    records = typing(doc, "hello")
+    await store.commit(doc, 0, records[:3], Snapshot(rev=3, text="hel", hash=records[2].op.hash))
+    await store.commit(doc, 3, records[3:])
+    for rev in range(6):
+        snap = await store.text_at(doc, rev)
+        assert (snap.rev, snap.text) == (rev, "hello"[:rev])
+        assert snap.hash == (records[rev - 1].op.hash if rev else genesis_hash(doc))
+    assert (await store.snapshot_at_or_before(doc, 4)).rev == 3
+
+
+@check
+async def a_trimmed_log_still_serves_text_from_a_snapshot(store: OpStore, doc: str) -> None:
+    records = typing(doc, "hello")
+    await store.commit(doc, 0, records[:3], Snapshot(rev=3, text="hel", hash=records[2].op.hash))
+    await store.commit(doc, 3, records[3:])
+    await store.trim(doc, 3)
+    assert await store.first_logged_rev(doc) == 3
+    assert (await store.text_at(doc, 5)).text == "hello"
+    with pytest.raises(HistoryGone):
+        await store.text_at(doc, 2)
+
+
+@check
+async def text_at_applies_every_op_in_order(store: OpStore, doc: str) -> None:
+    steps: list[tuple[str, int, Operation]] = [("a", 1, (Insert("abc"),)), ("b", 1, (Retain(1), Insert("X"))),
+                                               ("a", 2, (Retain(4), Insert("😀")))]
+    await store.commit(doc, 0, chain(doc, steps))
+    text = ""
+    for _, _, ops in steps:
+        text = apply(text, ops)
+    assert (await store.text_at(doc, 3)).text == text == "aXbc😀"
+
+
+@check
+async def published_messages_reach_the_listener_of_a_subscribed_document(store: OpStore, doc: str) -> None:
+    received: asyncio.Queue[tuple[str, bytes]] = getattr(store, "received")  # noqa: B009
+    await store.subscribe(doc)
+    for _ in range(100):  # the subscription is set up by the listener task
+        await store.publish(doc, b"hi")
+        try:
+            got = await asyncio.wait_for(received.get(), 0.1)
+        except TimeoutError:
+            continue
+        assert got == (doc, b"hi")
+        break
+    else:
+        raise AssertionError("nothing published reached the listener")
+    [record] = typing(doc, "a")
+    await store.commit(doc, 0, [record])
+    while (got := await asyncio.wait_for(received.get(), 5)) == (doc, b"hi"):
+        pass
+    assert got == (doc, record.frame), "a commit publishes the committed frame"

@@ -1,0 +1,68 @@
+"""The store contract against a real redis-server, and what is particular to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.cluster import key_slot
+
+from server.store.redis import Keys, RedisOpStore
+from tests.server.store_contract import CHECKS, Check
+from tests.support import RedisProcess, run, unique_doc
+
+
+async def _run_check(url: str, check: Check) -> None:
+    received: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+
+    async def listener(doc: str, message: bytes) -> None:
+        received.put_nowait((doc, message))
+
+    store = RedisOpStore(url, listener=listener)
+    store.received = received  # type: ignore[attr-defined]
+    store.start_listening()
+    try:
+        await check(store, unique_doc(check.__name__[:40].replace("_", "-")))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
+def test_contract(redis: RedisProcess, check: Check) -> None:
+    run(_run_check(redis.url, check))
+
+
+def test_the_keys_of_one_document_share_a_hash_slot() -> None:
+    keys = Keys("notes.42")
+    slots = {key_slot(k.encode()) for k in keys.commit_keys()}
+    assert len(slots) == 1
+
+
+def test_commits_survive_a_redis_restart(tmp_path: object) -> None:
+    from tests.server.store_contract import typing
+    from tests.support import redis_process
+
+    process = redis_process(tmp_path)  # type: ignore[arg-type]
+    doc = unique_doc("restart")
+    records = typing(doc, "abc")
+
+    async def commit() -> None:
+        store = RedisOpStore(process.url)
+        assert (await store.commit(doc, 0, records)).status == "ok"
+        await store.close()
+
+    async def read() -> tuple[int, str]:
+        store = RedisOpStore(process.url)
+        try:
+            snap = await store.text_at(doc, 3)
+            return snap.rev, snap.text
+        finally:
+            await store.close()
+
+    try:
+        run(commit())
+        process.stop()
+        process.start()
+        assert run(read()) == (3, "abc")
+    finally:
+        process.stop()
