@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ot.operation import Component, Delete, Insert, Operation, Retain, normalize
+from ot.operation import Component, Delete, Insert, Operation, Retain, _Builder
 
 
 def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:
@@ -95,12 +95,9 @@ def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:
             kb = None
     if ka is not None or ia < na:
         # b ended: what is left of a passes through unchanged
-        rest: list[Component] = [] if ka is None else [Insert(va) if ka is Insert else ka(la)]
-        return _finish(out, r, ins, d, rest, a, ia)
-    if kb is not None or ib < nb:
-        rest = [] if kb is None else [kb(lb)]
-        return _finish(out, r, ins, d, rest, b, ib)
-    return _finish(out, r, ins, d, [], (), 0)
+        return _finish(out, r, ins, d, ka, va if ka is Insert else la, a, ia)
+    # a ended (or both): what is left of b passes through unchanged
+    return _finish(out, r, ins, d, kb, lb, b, ib)
 
 
 def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation, Operation]:
@@ -204,29 +201,45 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
     # One op ended, so it retains the rest: the other's remaining retains and deletes
     # apply as they are, and its inserts only lengthen the ended side's (dropped) retain.
     if ka is not None or ia < na:
-        rest: list[Component] = [] if ka is None else [ka(la)]
-        return _finish(a_out, ar, ai, ad, rest, a, ia), _finish(b_out, br, bi, bd, [], (), 0)
-    rest = [] if kb is None else [kb(lb)]
-    return _finish(a_out, ar, ai, ad, [], (), 0), _finish(b_out, br, bi, bd, rest, b, ib)
+        if bi:
+            b_out.append(Insert(bi))
+        if bd:
+            b_out.append(Delete(bd))
+        return _finish(a_out, ar, ai, ad, ka, la, a, ia), tuple(b_out)
+    if ai:
+        a_out.append(Insert(ai))
+    if ad:
+        a_out.append(Delete(ad))
+    if kb is not None or ib < nb:
+        return tuple(a_out), _finish(b_out, br, bi, bd, kb, lb, b, ib)
+    if bi:
+        b_out.append(Insert(bi))
+    if bd:
+        b_out.append(Delete(bd))
+    return tuple(a_out), tuple(b_out)
 
 
 def _finish(
-    out: list[Component], r: int, ins: str, d: int, rest: list[Component], op: Sequence[Component], start: int
+    out: list[Component],
+    r: int,
+    ins: str,
+    d: int,
+    kind: type | None,
+    value: int | str,
+    op: Sequence[Component],
+    start: int,
 ) -> Operation:
-    """The canonical op of ``out`` and its pending values, followed by ``rest`` and ``op[start:]``."""
-    if rest or start < len(op):
-        if r:
-            out.append(Retain(r))
-        if ins:
-            out.append(Insert(ins))
-        if d:
-            out.append(Delete(d))
-        return normalize([*out, *rest, *op[start:]])
-    if ins:
-        out.append(Insert(ins))
-    if d:
-        out.append(Delete(d))
-    return tuple(out)
+    """The canonical op of ``out`` and its pending values, then the rest of ``op``.
+
+    The rest is the partly consumed component (``kind`` with what is left of it,
+    ``value``; ``kind`` None if there is none) and the components from ``op[start]`` on.
+    """
+    builder = _Builder(out, r, ins, d)
+    if kind is not None:
+        builder.append(kind(value))
+    for k in range(start, len(op)):
+        builder.append(op[k])
+    return builder.build()
 
 
 def rebase(op: Sequence[Component], committed: Iterable[Sequence[Component]]) -> Operation:

@@ -112,6 +112,15 @@ def cursor_follows_text(s: str, a: Operation) -> None:
             _expect(out[own] == s[i], "cursor", f"own index {i} lost the character on its right")
 
 
+def results_are_canonical(s: str, a: Operation, b: Operation) -> None:
+    """What compose, transform and invert return is in canonical form (so == compares effect)."""
+    a_prime, b_prime = transform(a, b)
+    results = {"transform": a_prime, "transform'": b_prime, "invert": invert(a, s)}
+    results["compose"] = compose(a, invert(a, s))
+    for name, op in results.items():
+        _expect(normalize(op) == op, "canonical", f"{name} gave {op!r}, not canonical")
+
+
 def normalize_is_canonical(s: str, components: Sequence[Component]) -> None:
     """normalize is idempotent and keeps the effect."""
     once = normalize(components)
@@ -129,4 +138,5 @@ LAWS: dict[str, Law] = {
     "invert": invert_undoes,
     "cursor": cursor_follows_text,
     "normalize": normalize_is_canonical,
+    "canonical": results_are_canonical,
 }

@@ -31,15 +31,15 @@ MAX_LENGTH = 2**53 - 1
 Length = Annotated[int, msgspec.Meta(ge=1, le=MAX_LENGTH)]
 
 
-class Retain(msgspec.Struct, frozen=True, tag=True):
+class Retain(msgspec.Struct, frozen=True, tag=True, gc=False):
     length: Length
 
 
-class Insert(msgspec.Struct, frozen=True, tag=True):
+class Insert(msgspec.Struct, frozen=True, tag=True, gc=False):
     content: Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class Delete(msgspec.Struct, frozen=True, tag=True):
+class Delete(msgspec.Struct, frozen=True, tag=True, gc=False):
     length: Length
 
 
@@ -56,67 +56,61 @@ class _Builder:
 
     Neighbours of one kind merge, and an insert that follows a delete moves in front of
     it (deleting then inserting at one position equals inserting then deleting), so two
-    operations with the same effect are built equal, as in ot.js.
+    operations with the same effect are built equal, as in ot.js. Built as finished
+    ``parts`` plus three pending values: a retain count, then the text inserted and the
+    count deleted since it. They become components only when the kind changes, and a
+    pending retain at the end is the implied trailing retain. The walks of ot.algebra
+    inline the same scheme on local variables and hand over here to finish.
     """
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "r", "ins", "d")
 
-    def __init__(self) -> None:
-        self.parts: list[Component] = []
+    def __init__(self, parts: list[Component] | None = None, r: int = 0, ins: str = "", d: int = 0) -> None:
+        self.parts: list[Component] = [] if parts is None else parts
+        self.r, self.ins, self.d = r, ins, d
 
     def retain(self, n: int) -> None:
         if n <= 0:
             return
-        parts = self.parts
-        if parts and type(parts[-1]) is Retain:
-            parts[-1] = Retain(parts[-1].length + n)
-        else:
-            parts.append(Retain(n))
+        if self.ins:
+            self.parts.append(Insert(self.ins))
+            self.ins = ""
+        if self.d:
+            self.parts.append(Delete(self.d))
+            self.d = 0
+        self.r += n
 
     def insert(self, s: str) -> None:
         if not s:
             return
-        parts = self.parts
-        if not parts:
-            parts.append(Insert(s))
-            return
-        last = parts[-1]
-        if type(last) is Insert:
-            parts[-1] = Insert(last.content + s)
-        elif type(last) is Delete:
-            if len(parts) >= 2 and type(parts[-2]) is Insert:
-                parts[-2] = Insert(parts[-2].content + s)
-            else:
-                parts.insert(len(parts) - 1, Insert(s))
-        else:
-            parts.append(Insert(s))
+        if self.r:
+            self.parts.append(Retain(self.r))
+            self.r = 0
+        self.ins += s
 
     def delete(self, n: int) -> None:
         if n <= 0:
             return
-        parts = self.parts
-        if parts and type(parts[-1]) is Delete:
-            parts[-1] = Delete(parts[-1].length + n)
-        else:
-            parts.append(Delete(n))
+        if self.r:
+            self.parts.append(Retain(self.r))
+            self.r = 0
+        self.d += n
 
     def append(self, c: Component) -> None:
-        if type(c) is Retain:
-            self.retain(c.length)
-        elif type(c) is Insert:
-            self.insert(c.content)
+        t = type(c)
+        if t is Retain:
+            self.retain(c.length)  # type: ignore[union-attr]
+        elif t is Insert:
+            self.insert(c.content)  # type: ignore[union-attr]
         else:
             self.delete(c.length)  # type: ignore[union-attr]
 
-    def extend(self, components: Sequence[Component], start: int) -> None:
-        for i in range(start, len(components)):
-            self.append(components[i])
-
     def build(self) -> Operation:
-        parts = self.parts
-        if parts and type(parts[-1]) is Retain:
-            parts.pop()
-        return tuple(parts)
+        if self.ins:
+            self.parts.append(Insert(self.ins))
+        if self.d:
+            self.parts.append(Delete(self.d))
+        return tuple(self.parts)
 
 
 def normalize(components: Iterable[Component]) -> Operation:
@@ -213,172 +207,6 @@ def invert(op: Sequence[Component], text: str) -> Operation:
     return builder.build()
 
 
-# The two algebraic functions below walk both ops at once. Each keeps its current,
-# possibly partly consumed, component as a kind code and a value: an int length for
-# retains and deletes, the remaining text for inserts. Past its last component an op
-# retains the rest of the document, which is how implied trailing retains are honoured.
-_RETAIN, _INSERT, _DELETE, _END = 0, 1, 2, 3
-
-
-def _split(c: Component) -> tuple[int, int | str]:
-    t = type(c)
-    if t is Retain:
-        return _RETAIN, c.length  # type: ignore[union-attr]
-    if t is Insert:
-        return _INSERT, c.content  # type: ignore[union-attr]
-    return _DELETE, c.length  # type: ignore[union-attr]
-
-
-def _rest(kind: int, value: int | str) -> Component:
-    if kind == _RETAIN:
-        return Retain(value)  # type: ignore[arg-type]
-    if kind == _INSERT:
-        return Insert(value)  # type: ignore[arg-type]
-    return Delete(value)  # type: ignore[arg-type]
-
-
-def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:
-    """One op with the effect of ``a`` followed by ``b``.
-
-    Law: ``apply(apply(s, a), b) == apply(s, compose(a, b))``; compose is associative.
-    """
-    out = _Builder()
-    ia, ib = 0, 0
-    na, nb = len(a), len(b)
-    ka, va = _split(a[0]) if na else (_END, 0)
-    kb, vb = _split(b[0]) if nb else (_END, 0)
-    while True:
-        if ka == _DELETE:
-            out.delete(va)  # type: ignore[arg-type]
-            ia += 1
-            ka, va = _split(a[ia]) if ia < na else (_END, 0)
-            continue
-        if kb == _INSERT:
-            out.insert(vb)  # type: ignore[arg-type]
-            ib += 1
-            kb, vb = _split(b[ib]) if ib < nb else (_END, 0)
-            continue
-        if ka == _END:
-            # a retains the rest: what is left of b passes through unchanged
-            if kb != _END:
-                out.append(_rest(kb, vb))
-                out.extend(b, ib + 1)
-            break
-        if kb == _END:
-            # b retains the rest: what is left of a passes through unchanged
-            out.append(_rest(ka, va))
-            out.extend(a, ia + 1)
-            break
-        # ka is Retain or Insert; kb is Retain or Delete
-        if ka == _INSERT:
-            la = len(va)  # type: ignore[arg-type]
-            lb: int = vb  # type: ignore[assignment]
-            n = la if la < lb else lb
-            if kb == _RETAIN:
-                out.insert(va[:n])  # type: ignore[index]
-            # Insert then Delete: the inserted text is removed again; nothing to emit
-            if n == la:
-                ia += 1
-                ka, va = _split(a[ia]) if ia < na else (_END, 0)
-            else:
-                va = va[n:]  # type: ignore[index]
-        else:
-            la = va  # type: ignore[assignment]
-            lb = vb  # type: ignore[assignment]
-            n = la if la < lb else lb
-            if kb == _RETAIN:
-                out.retain(n)
-            else:
-                out.delete(n)
-            if n == la:
-                ia += 1
-                ka, va = _split(a[ia]) if ia < na else (_END, 0)
-            else:
-                va = la - n
-        if n == lb:
-            ib += 1
-            kb, vb = _split(b[ib]) if ib < nb else (_END, 0)
-        else:
-            vb = lb - n
-    return out.build()
-
-
-def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation, Operation]:
-    """Transform two concurrent ops made on the same document.
-
-    Returns ``(a_prime, b_prime)`` with
-    ``apply(apply(s, a), b_prime) == apply(apply(s, b), a_prime)``.
-
-    Tie rule: where both insert at one position, ``a``'s text goes to the left. Call it
-    with ``a`` as the op that is committed later: the incoming op on the server, the
-    client's own pending op on a client (as ot.js and ShareDB do).
-    """
-    a_out = _Builder()
-    b_out = _Builder()
-    ia, ib = 0, 0
-    na, nb = len(a), len(b)
-    ka, va = _split(a[0]) if na else (_END, 0)
-    kb, vb = _split(b[0]) if nb else (_END, 0)
-    while True:
-        if ka == _INSERT:
-            a_out.insert(va)  # type: ignore[arg-type]
-            b_out.retain(len(va))  # type: ignore[arg-type]
-            ia += 1
-            ka, va = _split(a[ia]) if ia < na else (_END, 0)
-            continue
-        if kb == _INSERT:
-            a_out.retain(len(vb))  # type: ignore[arg-type]
-            b_out.insert(vb)  # type: ignore[arg-type]
-            ib += 1
-            kb, vb = _split(b[ib]) if ib < nb else (_END, 0)
-            continue
-        if ka == _END:
-            # a keeps the rest, so b's remaining retains and deletes apply as they are
-            if kb != _END:
-                b_out.append(_rest(kb, vb))
-                b_out.extend(b, ib + 1)
-            break
-        if kb == _END:
-            a_out.append(_rest(ka, va))
-            a_out.extend(a, ia + 1)
-            break
-        la: int = va  # type: ignore[assignment]
-        lb: int = vb  # type: ignore[assignment]
-        n = la if la < lb else lb
-        if ka == _RETAIN:
-            if kb == _RETAIN:
-                a_out.retain(n)
-                b_out.retain(n)
-            else:
-                b_out.delete(n)
-        elif kb == _RETAIN:
-            a_out.delete(n)
-        # Delete against Delete: both removed the same text; neither side emits anything
-        if n == la:
-            ia += 1
-            ka, va = _split(a[ia]) if ia < na else (_END, 0)
-        else:
-            va = la - n
-        if n == lb:
-            ib += 1
-            kb, vb = _split(b[ib]) if ib < nb else (_END, 0)
-        else:
-            vb = lb - n
-    return a_out.build(), b_out.build()
-
-
-def rebase(op: Sequence[Component], committed: Iterable[Sequence[Component]]) -> Operation:
-    """Transform ``op`` through the ops committed after its base, in revision order.
-
-    This is the server's whole OT step: the incoming op wins ties against history, so
-    its inserts go left of inserts committed earlier at the same position.
-    """
-    current: Sequence[Component] = op
-    for other in committed:
-        current, _ = transform(current, other)
-    return tuple(current)
-
-
 def insert_op(position: int, content: str) -> Operation:
     """An op inserting ``content`` at ``position``."""
     builder = _Builder()
@@ -393,3 +221,7 @@ def delete_op(position: int, length: int) -> Operation:
     builder.retain(position)
     builder.delete(length)
     return builder.build()
+
+
+# The two-op walks live in their own module; re-exported here, where the API names them.
+from ot.algebra import compose as compose, rebase as rebase, transform as transform  # noqa: E402, I001

@@ -52,6 +52,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cut-every", type=float, default=0.0, metavar="S",
                    help="cut a random client's connection every S seconds")
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for `tandem serve`")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the data and logs of the processes started here in DIR (default: removed)")
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -78,8 +80,11 @@ def progress_bar(duration: float, quiet: bool) -> Callable[[Counters], None]:
     return show
 
 
-def faults_for(args: argparse.Namespace, d: Deployment) -> dict[str, tuple[float, Callable[[], Awaitable[str]]]]:
-    faults: dict[str, tuple[float, Callable[[], Awaitable[str]]]] = {}
+Faults = dict[str, tuple[float, Callable[[], Awaitable[str]]]]
+
+
+def faults_for(args: argparse.Namespace, d: Deployment) -> Faults:
+    faults: Faults = {}
     turn = [0]
 
     async def kill_server() -> str:
@@ -107,7 +112,7 @@ def render(report: LoadReport) -> str:
     a, lat = report.audit, report.latency_ms
     lines = [
         f"clients {report.config.clients}, documents {report.config.docs}, {report.seconds:.1f} s",
-        f"edits {report.edits}, acknowledged {report.acked}, {report.edits_per_second:.0f} acknowledged edits/s",
+        f"edits {report.edits}, acknowledged {report.acked}: {report.edits_per_second:.0f} edits/s",
         f"ack latency ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}",
         "faults: " + (", ".join(f"{k} x{v}" for k, v in report.faults.items()) or "none"),
         f"lost acknowledged edits: {a.lost}",
@@ -115,6 +120,7 @@ def render(report: LoadReport) -> str:
         f"replicas not converged: {a.diverged}",
         f"garbled: {a.garbled}, refused: {report.refused}, never confirmed: {report.unconfirmed}",
         *a.details,
+        *(f"clients met {kind!r} x{n}" for kind, n in sorted(report.troubles.items())),
         "FAIL" if report.failed else "OK",
     ]
     return "\n".join(lines)
@@ -127,13 +133,14 @@ def as_json(report: LoadReport) -> dict[str, object]:
         "acked": report.acked, "edits_per_second": report.edits_per_second, "latency_ms": report.latency_ms,
         "faults": report.faults, "lost": a.lost, "duplicated": a.duplicated, "diverged": a.diverged,
         "garbled": a.garbled, "refused": report.refused, "unconfirmed": report.unconfirmed,
-        "details": list(a.details), "failed": report.failed,
+        "details": list(a.details), "troubles": report.troubles, "failed": report.failed,
     }
 
 
 async def run(args: argparse.Namespace, urls: list[str], http_url: str, d: Deployment | None) -> LoadReport:
-    config = LoadConfig(clients=args.clients, docs=args.docs, duration=args.duration, max_edits=args.max_edits,
-                        rate=args.rate, delete_share=args.delete_share, seed=args.seed, cut_every=args.cut_every)
+    config = LoadConfig(clients=args.clients, docs=args.docs, duration=args.duration,
+                        max_edits=args.max_edits, rate=args.rate, delete_share=args.delete_share,
+                        seed=args.seed, cut_every=args.cut_every)
 
     async def text_of(doc: str) -> str:
         return str((await asyncio.to_thread(document, http_url, doc))["text"])
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(run(args, urls, urls[0].replace("ws", "http", 1), None))
     else:
         with tempfile.TemporaryDirectory(prefix="tandem-load-") as tmp:
-            d = Deployment(Path(tmp), args.servers, extra_args=tuple(args.server_arg))
+            d = Deployment(args.keep or Path(tmp), args.servers, extra_args=tuple(args.server_arg))
             with d:
                 report = asyncio.run(run(args, d.ws_urls, d.http_url, d))
     print(render(report))

@@ -74,4 +74,9 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
     ]
     if web_dir.is_dir():
         routes.append(Mount("/web", app=StaticFiles(directory=web_dir), name="web"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    unavailable: Any = http.redis_unavailable
+    handlers = {RedisConnectionError: unavailable, RedisTimeoutError: unavailable}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

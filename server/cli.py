@@ -27,7 +27,8 @@ def serve_parser() -> argparse.ArgumentParser:
         default = getattr(defaults, field.name)
         env = env_name(field.name) + (" or REDIS_URL" if field.name == "redis_url" else "")
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = f"{FIELDS[field.name]} (env {env}; default: {shown if shown not in ('', None) else 'unset'})"
+        shown = shown if shown not in ("", None) else "unset"
+        help_text = f"{FIELDS[field.name]} (env {env}; default: {shown})"
         parser.add_argument(flag, dest=field.name, default=None, help=help_text, metavar=field.name.upper())
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="server log level (default: info)")

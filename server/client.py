@@ -44,6 +44,7 @@ log = logging.getLogger("tandem.client")
 ChangeCallback = Callable[[Operation, str], None]
 PresenceCallback = Callable[[str, Cursor | None, User | None], None]
 LostCallback = Callable[[Lost], None]
+AckCallback = Callable[[int, int], None]
 
 RETRY_DELAY = 0.2  # before resending an op refused for a passing reason (rate_limited, unavailable)
 
@@ -54,6 +55,7 @@ class TandemClient:
     ``on_change(op, text)`` is called for every change that did not come from this
     client, with the op applied and the new text. ``on_lost`` is told about local edits
     the server refused for good (they are gone from the text after the reload).
+    ``on_ack(seq, rev)`` is told when the local op ``seq`` is committed as revision ``rev``.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class TandemClient:
         on_change: ChangeCallback | None = None,
         on_presence: PresenceCallback | None = None,
         on_lost: LostCallback | None = None,
+        on_ack: AckCallback | None = None,
         reconnect: bool = True,
         max_backoff: float = 5.0,
     ) -> None:
@@ -74,6 +77,7 @@ class TandemClient:
         self.on_change = on_change
         self.on_presence = on_presence
         self.on_lost = on_lost
+        self.on_ack = on_ack
         self.reconnect = reconnect
         self.max_backoff = max_backoff
         self.errors: list[ServerError] = []
@@ -241,8 +245,9 @@ class TandemClient:
                         self.on_change(op, self.session.text)
                 case CaughtUp():
                     self._live.set()
-                case Acknowledged():
-                    pass
+                case Acknowledged(seq, rev):
+                    if self.on_ack is not None:
+                        self.on_ack(seq, rev)
                 case ServerError() as error:
                     self.errors.append(error)
                     log.info("%s: server error %s: %s", self.client_id, error.code, error.message)

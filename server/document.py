@@ -19,17 +19,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from ot.cursor import Cursor, transform_cursor
 from ot.operation import Operation, apply
-from ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot, User
+from ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.base import HistoryGone, OpStore, StoredOp, encode
-from server.submit import BatchCommit, Planned, RetriesExhausted, Submission
+from server.submit import BatchCommit, HeadBehind, Planned, RetriesExhausted, Submission
 
 log = logging.getLogger("tandem.document")
 
+# Failures that mean the op log cannot be reached: nothing was decided, the client resubmits later.
+UNAVAILABLE = (OSError, RedisConnectionError, RedisTimeoutError)
+
 WINDOW = 2048
+# Ops committed in one script call at most: a bigger group would hold Redis up for others.
+MAX_GROUP = 256
 
 
 class Subscriber(Protocol):
@@ -114,8 +122,7 @@ class Document:
         text = snap.text
         for stored in ops:
             text = apply(text, stored.op.ops)
-        self.rev, self.hash, self.text = snap.rev, snap.hash, text
-        self.rev, self.hash = head.rev, head.hash
+        self.rev, self.hash, self.text = head.rev, head.hash, text
         self.window.extend(ops)
 
     def start(self) -> None:
@@ -139,35 +146,47 @@ class Document:
             for event in events:
                 if isinstance(event, Submission):
                     batch.append(event)
+                    if len(batch) >= MAX_GROUP:
+                        await self._guard(self._commit(batch), batch)
+                        batch = []
                     continue
                 if batch:
                     await self._guard(self._commit(batch), batch)
                     batch = []
-                await self._guard(self._handle(event), [])
+                await self._guard(self._handle(event), [], event)
             if batch:
                 await self._guard(self._commit(batch), batch)
 
-    async def _guard(self, step: object, batch: list[Submission]) -> None:
+    async def _guard(self, step: object, batch: list[Submission], event: Event | None = None) -> None:
         """Run one step; Redis failures and bugs answer the waiting parties, never kill the task."""
         try:
             await step  # type: ignore[misc]
         except asyncio.CancelledError:
             raise
-        except (OSError, ConnectionError, TimeoutError) as e:
+        except UNAVAILABLE as e:
             log.warning("%s: Redis unavailable: %s", self.name, e)
-            self._fail(batch, ErrorCode.UNAVAILABLE, "the op log is unavailable; resubmit later")
+            self._fail(batch, ErrorCode.UNAVAILABLE, "the op log is unavailable; resubmit later", event)
+        except HeadBehind as e:
+            # Never reset silently: every connection is closed, and a client that resumes
+            # from a revision the log no longer has is told rev_ahead.
+            log.error("%s", e)
+            self._fail(batch, ErrorCode.UNAVAILABLE, str(e), event)
+            for sub in self.subscribers:
+                sub.unavailable()
+            self.subscribers.clear()
+            self.window.clear()
+            try:
+                await self.load()
+            except Exception:
+                log.exception("%s: cannot reload; the next head check tries again", self.name)
         except Exception as e:
-            from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.exceptions import TimeoutError as RedisTimeoutError
+            log.exception("%s: internal error", self.name)
+            self._fail(batch, ErrorCode.INTERNAL, f"internal error: {type(e).__name__}", event)
 
-            if isinstance(e, RedisConnectionError | RedisTimeoutError):
-                log.warning("%s: Redis unavailable: %s", self.name, e)
-                self._fail(batch, ErrorCode.UNAVAILABLE, "the op log is unavailable; resubmit later")
-            else:
-                log.exception("%s: internal error", self.name)
-                self._fail(batch, ErrorCode.INTERNAL, f"internal error: {type(e).__name__}")
-
-    def _fail(self, batch: list[Submission], code: ErrorCode, message: str) -> None:
+    def _fail(self, batch: list[Submission], code: ErrorCode, message: str,
+              event: Event | None = None) -> None:
+        if isinstance(event, Join) and not event.done.done():
+            event.done.set_result(Error(code=code, message=message))
         for sub in batch:
             if sub.result.done():
                 continue
@@ -256,6 +275,9 @@ class Document:
     async def catch_up(self) -> None:
         """Apply every op committed by others after our head (a lost notification costs a read)."""
         head = await self.store.head(self.name)
+        if head.rev < self.rev:
+            raise HeadBehind(f"{self.name}: the log is at revision {head.rev} but revision {self.rev} "
+                             "was committed: the op log lost data")
         while self.rev < head.rev:
             ops = await self.store.ops(self.name, self.rev + 1, head.rev)
             if not ops or ops[0].op.rev != self.rev + 1:
@@ -360,6 +382,3 @@ class Document:
             cursor = transform_cursor(cursor, stored.op.ops, own=stored.op.client == update.client)
         return PresenceUpdate(client=update.client, rev=self.rev, cursor=cursor, user=update.user)
 
-
-def presence_from(client: str, rev: int, cursor: Cursor | None, user: User | None) -> PresenceUpdate:
-    return PresenceUpdate(client=client, rev=rev, cursor=cursor, user=user)

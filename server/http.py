@@ -9,17 +9,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
-from ot.errors import InvalidOperation
 from ot.integrity import next_hash
-from ot.operation import check, normalize
-from ot.protocol import Ack, Error, ErrorCode, Id, Operation, Rev, Seq
+from ot.operation import Operation
+from ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
 from server.auth import AuthError, Role, authorize
 from server.hub import Hub
 from server.metrics import Metrics
 from server.session import valid_doc_id
 from server.settings import Settings
 from server.store.base import HistoryGone, encode
-from server.submit import Submission
+from server.submit import Refusal, Submission, validate
 
 OPS_PAGE = 1000
 VERIFY_PAGE = 2000
@@ -114,6 +113,11 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     return value
 
 
+async def redis_unavailable(request: Request, exc: Exception) -> Response:
+    """Any HTTP request that finds Redis unreachable: 503, as /healthz says, never a bare 500."""
+    return error_response(ErrorCode.UNAVAILABLE, f"the op log is unavailable: {type(exc).__name__}")
+
+
 async def get_doc(request: Request) -> Response:
     doc = request.path_params["doc"]
     try:
@@ -159,25 +163,23 @@ async def post_op(request: Request) -> Response:
         return e.response
     body = await request.body()
     if len(body) > settings.max_frame_bytes:
-        return error_response(ErrorCode.TOO_LARGE, f"body of {len(body)} bytes exceeds {settings.max_frame_bytes}")
+        return error_response(ErrorCode.TOO_LARGE,
+                              f"body of {len(body)} bytes exceeds {settings.max_frame_bytes}")
     try:
         message = _submit_decoder.decode(body)
     except msgspec.DecodeError as e:
         return error_response(ErrorCode.BAD_MESSAGE, f"not a valid submit: {e}")
-    if len(message.ops) > settings.max_components:
-        return error_response(ErrorCode.TOO_LARGE, f"op has {len(message.ops)} components; "
-                              f"the limit is {settings.max_components}", message.seq)
     try:
-        check(message.ops)
-    except InvalidOperation as e:
-        return error_response(ErrorCode.BAD_OP, str(e), message.seq)
+        ops = validate(message.ops, settings.max_components)
+    except Refusal as r:
+        return error_response(r.code, r.message, message.seq)
     hub = _hub(request)
     try:
         document = await hub.acquire(doc)
     except Exception as e:
         return error_response(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
     try:
-        submission = Submission(message.client, message.seq, message.base, normalize(message.ops))
+        submission = Submission(message.client, message.seq, message.base, ops)
         document.put(submission)
         result = await asyncio.shield(submission.result)
     finally:
@@ -241,7 +243,8 @@ PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>Tandem</title>
 <li>WebSocket: <code>ws://HOST/ws/{doc}</code>, first message
 <code>{"type":"hello","client":"my-editor-1"}</code></li>
 <li>Python: <code>python scripts/bot.py --url ws://HOST/ws/demo</code></li>
-<li>HTTP: <code>GET /docs/{doc}</code>, <code>GET /docs/{doc}/ops</code>, <code>POST /docs/{doc}/ops</code></li>
+<li>HTTP: <code>GET /docs/{doc}</code>, <code>GET /docs/{doc}/ops</code>,
+<code>POST /docs/{doc}/ops</code></li>
 </ul>
 """
 

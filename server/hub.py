@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 
@@ -98,8 +100,8 @@ class Hub:
         await self.store.unsubscribe(doc.name)
         await doc.stop()
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -114,10 +116,12 @@ class Hub:
         doc = self.docs.get(name)
         if doc is None or name in self._opening:
             if doc is not None and data[:1] == b"{":
-                doc.put(Remote(data))
+                for frame in data.split(b"\n"):  # one message carries the ops of one group commit
+                    doc.put(Remote(frame))
             return
         if data[:1] == b"{":
-            doc.put(Remote(data))
+            for frame in data.split(b"\n"):
+                doc.put(Remote(frame))
             return
         sender, _, frame = data.partition(b" ")
         if sender != self.process_id:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 
 _HELP: dict[str, tuple[str, str]] = {
     "tandem_ops_committed_total": ("counter", "ops committed by this process"),
@@ -23,7 +23,7 @@ _HELP: dict[str, tuple[str, str]] = {
 
 class Metrics:
     def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counts: defaultdict[tuple[str, str], float] = defaultdict(float)
 
     def inc(self, name: str, amount: float = 1, label: str = "") -> None:
         self.counts[(name, label)] += amount

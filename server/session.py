@@ -19,8 +19,6 @@ from typing import Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ot.errors import InvalidOperation
-from ot.operation import check, normalize
 from ot.protocol import (
     DocId,
     Error,
@@ -39,7 +37,7 @@ from server.document import Document, FetchRequest, Join, Leave, PresenceIn, tex
 from server.hub import Hub
 from server.metrics import Metrics
 from server.settings import Settings
-from server.submit import Submission
+from server.submit import Refusal, Submission, validate
 
 log = logging.getLogger("tandem.session")
 
@@ -163,7 +161,9 @@ class Session:
             frame: str | bytes | None = message.get("text")
             if frame is None:
                 frame = message.get("bytes") or b""
-            size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", "surrogatepass"))
+            size = len(frame)
+            if isinstance(frame, str) and 4 * size > self.settings.max_frame_bytes:
+                size = len(frame.encode("utf-8", "surrogatepass"))  # only when it might matter
             if size > self.settings.max_frame_bytes:
                 self.error(ErrorCode.TOO_LARGE,
                            f"frame of {size} bytes exceeds the limit of {self.settings.max_frame_bytes}")
@@ -242,16 +242,12 @@ class Session:
             self.error(ErrorCode.RATE_LIMITED,
                        f"more than {self.settings.ops_per_second:g} ops per second on this connection", seq)
             return
-        if len(message.ops) > self.settings.max_components:
-            self.error(ErrorCode.TOO_LARGE,
-                       f"op has {len(message.ops)} components; the limit is {self.settings.max_components}", seq)
-            return
         try:
-            check(message.ops)
-        except InvalidOperation as e:
-            self.error(ErrorCode.BAD_OP, str(e), seq)
+            ops = validate(message.ops, self.settings.max_components)
+        except Refusal as r:
+            self.error(r.code, r.message, seq)
             return
-        self.doc.put(Submission(self.client, seq, message.base, normalize(message.ops), origin=self))
+        self.doc.put(Submission(self.client, seq, message.base, ops, origin=self))
 
     async def _write(self) -> None:
         send = self.websocket.send_text

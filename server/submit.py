@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ot.errors import InvalidOperation
 from ot.integrity import next_hash
-from ot.operation import Operation, apply, length_delta, rebase, span
+from ot.operation import Operation, apply, check, length_delta, normalize, rebase, span
 from ot.protocol import Ack, CommittedOp, Error, ErrorCode, Snapshot
 from server.store.base import ClientRecord, HistoryGone, OpStore, StoredOp
 
@@ -75,6 +75,26 @@ class DocumentState(Protocol):
 
 class RetriesExhausted(Exception):
     pass
+
+
+class HeadBehind(Exception):
+    """The log's head is below the revision this process holds: Redis lost acknowledged ops."""
+
+
+def validate(ops: Operation, max_components: int) -> Operation:
+    """The submitted op in canonical form, or a `Refusal` naming what is wrong with it."""
+    if len(ops) > max_components:
+        raise Refusal(ErrorCode.TOO_LARGE, f"op has {len(ops)} components; the limit is {max_components}")
+    try:
+        check(ops)
+    except InvalidOperation as e:
+        raise Refusal(ErrorCode.BAD_OP, str(e)) from None
+    canonical = normalize(ops)
+    if not canonical:
+        # An op that changes nothing is never sent by a well-behaved client; refusing it keeps
+        # the log free of empty revisions. (An op emptied by rebasing is still committed.)
+        raise Refusal(ErrorCode.BAD_OP, "op changes nothing: it has no Insert or Delete")
+    return canonical
 
 
 def plan(doc: DocumentState, sub: Submission, committed: Sequence[Operation], prev: Planned | None,
@@ -140,6 +160,10 @@ class BatchCommit:
             if result.status == "ok":
                 return planned
             if result.status == "moved":
+                assert result.head is not None
+                if result.head.rev < self.doc.rev:
+                    raise HeadBehind(f"{self.doc.name}: the log is at revision {result.head.rev} but "
+                                     f"revision {self.doc.rev} was committed: the op log lost data")
                 self.retries += 1
                 if self.retries > self.max_retries:
                     raise RetriesExhausted(

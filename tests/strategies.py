@@ -105,4 +105,5 @@ LAW_CASES: dict[str, st.SearchStrategy[tuple[object, ...]]] = {
     "invert": doc_and_op(),
     "cursor": doc_and_op(),
     "normalize": doc_and_raw(),
+    "canonical": doc_and_concurrent_ops(),
 }

@@ -309,20 +309,27 @@ def memory_table(records: list[Result]) -> list[str]:
 
 
 def transform_table(records: list[Result]) -> list[str]:
+    """ops/s of each OT core per operation, and Tandem's share of ot.js's rate."""
     runs = [r for r in records if r.get("name") == "transform"]
     if not runs:
         return []
     rec = runs[-1]
     js = (rec.get("js") or {}).get("ops_per_s") or {}
-    py = rec.get("py") or {}
-    lines = ["| OT core | ops/s |", "|---|---|"]
-    lines += [f"| {k} | {fmt(v)} |" for k, v in js.items()]
-    lines += [
-        f"| Tandem ot/ {k} | {fmt(v) if isinstance(v, int | float) else v} |"
-        for k, v in py.items()
-        if k not in ("bench",)
+    py: Result = rec.get("py") or {}
+    tandem: Result = py["ops_per_s"] if isinstance(py.get("ops_per_s"), dict) else {}
+    lines = [
+        "| operation | ot.js ops/s | ot-text-unicode ops/s | Tandem ot/ ops/s | Tandem/ot.js |",
+        "|---|---|---|---|---|",
     ]
-    lines.append(f"| (other CPU during the micro-benchmarks) | {fmt(rec.get('other_cpu_util'))} |")
+    for op in ("transform", "compose", "apply"):
+        t, j, u = tandem.get(op), js.get(f"ot.js.{op}"), js.get(f"ot-text-unicode.{op}")
+        lines.append(f"| {op} | {fmt(j)} | {fmt(u)} | {fmt(t)} | {fmt_ratio(ratio(t, j))} |")
+    if py.get("error"):
+        lines.append(f"| (Tandem: {py['error'][:200]}) | | | | |")
+    lines.append(
+        f"| other CPU (cores): transform-bench.js {fmt((rec.get('js') or {}).get('other_cpu_util'))}, "
+        f"bench_ot.py {fmt(py.get('other_cpu_util'))} | | | | |"
+    )
     return lines
 
 

@@ -419,7 +419,7 @@ def transform(b: Bench) -> Result:
     py: Result = {"error": f"{py_script} not found"}
     if py_script.exists():
         run = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "python"), str(py_script)],
+            [str(ROOT / ".venv" / "bin" / "python"), str(py_script), "--seed", "42", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,

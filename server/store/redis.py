@@ -9,7 +9,8 @@ one node and the commit script may touch all of them:
 - ``tandem:{doc}:clients``  Hash client -> ``seq:rev:hash`` of its last committed op
                             (exactly-once, across restarts).
 - ``tandem:{doc}:snaps``    Hash rev -> Snapshot frame; ``tandem:{doc}:snaprevs`` ZSet of those revs.
-- channel ``tandem:{doc}:events``: committed op frames, and presence as ``<process id> <frame>``.
+- channel ``tandem:{doc}:events``: the committed op frames of one commit, newline-separated
+                            (compact JSON holds no raw newline), and presence as ``<process id> <frame>``.
 
 Why a Lua script and not a bare XADD with an explicit id: the id alone guards the head,
 but exactly-once needs the client's last seq checked and recorded in the same atomic step.
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -64,12 +66,15 @@ for i = 0, n - 1 do
     end
   end
 end
+local frames = {}
 for i = 0, n - 1 do
   local a = 4 + i * 5
   redis.call('XADD', KEYS[2], ARGV[a + 2] .. '-1', 'r', ARGV[a + 4])
   redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1] .. ':' .. ARGV[a + 2] .. ':' .. ARGV[a + 3])
-  redis.call('PUBLISH', ARGV[1], ARGV[a + 4])
+  frames[i + 1] = ARGV[a + 4]
 end
+-- one message per group commit: every subscriber parses one message, not one per op
+redis.call('PUBLISH', ARGV[1], table.concat(frames, '\\n'))
 local z = 4 + n * 5
 local l = z - 5
 redis.call('HSET', KEYS[1], 'rev', ARGV[l + 2], 'hash', ARGV[l + 3])
@@ -121,8 +126,9 @@ class RedisOpStore:
         self.url = url
         # On a cluster every command of one document goes to the node owning its hash tag;
         # PUBLISH reaches subscribers on any node, so one pub/sub connection still hears all.
-        self.redis: aioredis.Redis = (
-            aioredis.RedisCluster.from_url(url, decode_responses=False, socket_connect_timeout=5)  # type: ignore[assignment]
+        # Any: redis-py's asyncio replies are typed loosely (bytes | str | None everywhere).
+        self.redis: Any = (
+            aioredis.RedisCluster.from_url(url, decode_responses=False, socket_connect_timeout=5)
             if cluster
             else aioredis.Redis.from_url(
                 url, decode_responses=False, health_check_interval=30, socket_connect_timeout=5
@@ -133,9 +139,6 @@ class RedisOpStore:
         self._commit = self.redis.register_script(COMMIT)
         # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
         self._pipe = RedisPipe(url) if not cluster and RedisPipe.supports(url) else None
-        import os
-        if os.environ.get('XPIPE') == '0':
-            self._pipe = None
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._listen_task: asyncio.Task[None] | None = None

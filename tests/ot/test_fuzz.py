@@ -37,7 +37,7 @@ def test_fuzz_runs_clean_with_a_seed() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-1] == "all 7 laws hold (seed 7)"
+    assert lines[-1] == "all 8 laws hold (seed 7)"
     assert all(line.split()[1] == "15" for line in lines[:-1]), lines
 
 

@@ -57,6 +57,11 @@ def test_normalize_is_idempotent_and_keeps_the_effect(case: tuple[str, list[obje
     laws.normalize_is_canonical(*case)  # type: ignore[arg-type]
 
 
+@given(doc_and_concurrent_ops())
+def test_results_are_canonical(case: tuple[str, Operation, Operation]) -> None:
+    laws.results_are_canonical(*case)
+
+
 def test_every_law_has_examples() -> None:
     assert set(LAW_CASES) == set(laws.LAWS)
 

@@ -149,7 +149,9 @@ class Deployment:
         self.root = root
         self.redis: RedisProcess | None = None
         if redis_url is None:
-            self.redis = RedisProcess(root / "redis", port=0, die_with_parent=True)
+            # Not tied to the starting thread's life (PR_SET_PDEATHSIG follows the thread, and a
+            # restart may come from a worker thread); stop() ends it.
+            self.redis = RedisProcess(root / "redis", port=0, die_with_parent=False)
             redis_url = self.redis.url
         self.redis_url = redis_url
         self.servers = [ServerProcess(redis_url, root / f"server-{i}", extra_args=extra_args, env=env)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tests.reliability.audit import Audit, Ledger, audit, boundaries, token
 from tests.reliability.bot import Bot
+from tests.reliability.proxy import Balancer
 
 Progress = Callable[["Counters"], None]
 Fault = Callable[[], Awaitable[str]]
@@ -58,6 +60,7 @@ class LoadReport:
     latency_ms: dict[str, float]
     faults: dict[str, int]
     audit: Audit
+    troubles: dict[str, int]  # server errors and lost-edit reasons the clients met, by kind
 
     @property
     def edits_per_second(self) -> float:
@@ -78,7 +81,7 @@ def percentile(values: list[float], q: float) -> float:
 class Editor:
     """One client of the workload: its bot (the connection), its ledger and its pending edits."""
 
-    def __init__(self, index: int, doc: str, urls: list[str], rng: random.Random, counters: Counters,
+    def __init__(self, index: int, doc: str, url: str, rng: random.Random, counters: Counters,
                  delete_share: float) -> None:
         self.index = index
         self.delete_share = delete_share
@@ -90,8 +93,7 @@ class Editor:
         self.refused = 0
         # seq of the op carrying an edit -> [(token, is_delete, time of the edit)]
         self.pending: dict[int, list[tuple[str, bool, float]]] = {}
-        self.bot = Bot(f"load-{index}", doc, urls[index % len(urls):] + urls[: index % len(urls)],
-                       on_ack=self._acked, on_lost=self._lost)
+        self.bot = Bot(f"load-{index}", f"{url}/ws/{doc}", on_ack=self._acked, on_lost=self._lost)
 
     def edit_once(self) -> bool:
         text = self.bot.text
@@ -136,23 +138,26 @@ class Editor:
 async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[str], Awaitable[str]],
                    faults: dict[str, tuple[float, Fault]] | None = None,
                    progress: Progress | None = None) -> LoadReport:
-    """Run the workload against `ws_urls`; `http_text(doc)` reads the server's text at the end.
+    """Run the workload against the servers at `ws_urls`; `http_text(doc)` reads a server's text.
 
-    `faults` maps a name to (period in seconds, an async action returning what it did).
+    The clients reach the servers through a round-robin balancer (proxy.py), which is also where
+    connections are cut. `faults` maps a name to (period in seconds, an async action).
     """
     rng = random.Random(config.seed)
     counters = Counters()
+    balancer = Balancer([_host_port(u) for u in ws_urls])
+    await balancer.start()
     docs = [f"load-{config.seed}-{d}" for d in range(config.docs)]
-    editors = [Editor(i, docs[i % len(docs)], ws_urls, random.Random(rng.random()), counters, config.delete_share)
-               for i in range(config.clients)]
+    editors = [Editor(i, docs[i % len(docs)], balancer.ws_url, random.Random(rng.random()), counters,
+                      config.delete_share) for i in range(config.clients)]
     deadline = time.monotonic() + config.duration
-    tasks = [asyncio.create_task(e.bot.run()) for e in editors]
     background = [asyncio.create_task(_every(period, name, action, counters, deadline))
                   for name, (period, action) in (faults or {}).items()]
     if config.cut_every > 0:
         background.append(asyncio.create_task(_every(
-            config.cut_every, "connection cut", _cutter(editors, rng), counters, deadline)))
+            config.cut_every, "connection cut", _cutter(balancer, rng), counters, deadline)))
     try:
+        await asyncio.gather(*(e.bot.run() for e in editors))
         await asyncio.gather(*(_type(e, config, deadline, progress) for e in editors))
         # Faults end by themselves at the deadline: cancelling one could leave a process down.
         await asyncio.gather(*background)
@@ -162,11 +167,13 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
     finally:
         for task in background:
             task.cancel()
-        for e in editors:
-            e.bot.stop()
-        await asyncio.gather(*tasks, *background, return_exceptions=True)
-    results = [audit(server_texts[doc], {f"load-{e.index}": e.bot.text or "" for e in editors if e.doc == doc},
-                     [e.ledger for e in editors if e.doc == doc]) for doc in docs]
+        await asyncio.gather(*(e.bot.stop() for e in editors), *background, return_exceptions=True)
+        await balancer.close()
+    results = []
+    for doc in docs:
+        mine = [e for e in editors if e.doc == doc]
+        results.append(audit(server_texts[doc], {f"load-{e.index}": e.bot.text or "" for e in mine},
+                             [e.ledger for e in mine]))
     lat = [x * 1000 for x in counters.latencies]
     return LoadReport(
         config=config, seconds=seconds, edits=counters.edits, acked=counters.acked,
@@ -174,12 +181,18 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
         refused=sum(e.refused for e in editors),
         latency_ms={"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99)},
         faults=counters.faults,
+        troubles=dict(Counter(t for e in editors for t in e.bot.troubles())),
         audit=Audit(
             lost=sum(r.lost for r in results), duplicated=sum(r.duplicated for r in results),
             diverged=sum(r.diverged for r in results), garbled=sum(r.garbled for r in results),
             details=tuple(f"{doc}: {d}" for doc, r in zip(docs, results, strict=True) for d in r.details),
         ),
     )
+
+
+def _host_port(ws_url: str) -> tuple[str, int]:
+    host, _, port = ws_url.removeprefix("ws://").rstrip("/").rpartition(":")
+    return host, int(port)
 
 
 async def _type(editor: Editor, config: LoadConfig, deadline: float, progress: Progress | None) -> None:
@@ -195,15 +208,13 @@ async def _type(editor: Editor, config: LoadConfig, deadline: float, progress: P
 async def _every(period: float, name: str, action: Fault, counters: Counters, deadline: float) -> None:
     while time.monotonic() + period < deadline:
         await asyncio.sleep(period)
-        await action()
-        counters.fault(name)
+        if await action():  # an empty answer: nothing was there to break
+            counters.fault(name)
 
 
-def _cutter(editors: list[Editor], rng: random.Random) -> Fault:
+def _cutter(balancer: Balancer, rng: random.Random) -> Fault:
     async def cut() -> str:
-        victim = rng.choice(editors)
-        victim.bot.cut()
-        return f"cut load-{victim.index}"
+        return "cut" if balancer.cut(rng) else ""
 
     return cut
 

@@ -102,16 +102,16 @@ def test_two_servers_on_the_cluster_converge_on_many_documents(
     with Deployment(root, 2, redis_url=cluster.url, extra_args=("--redis-cluster", "true")) as d:
         clients = {(doc, side): Raw(url, doc) for doc in docs for side, url in enumerate(d.ws_urls)}
         try:
-            for (doc, side), raw in clients.items():
+            for (_, side), raw in clients.items():
                 raw.hello(f"c{side}")
             for seq in (1, 2, 3):
-                for (doc, side), raw in clients.items():
+                for (_, side), raw in clients.items():
                     raw.send({"type": "op", "seq": seq, "base": 0,
                               "ops": [{"type": "Insert", "content": f"[{side}.{seq}]"}]})
             for raw in clients.values():
                 acks = [raw.until("ack")["rev"] for _ in range(3)]
                 assert acks == sorted(acks) and len(set(acks)) == 3, acks
-            for (doc, side), raw in clients.items():
+            for (_, side), raw in clients.items():
                 # Every op of the other process reached this one through the cluster's pub/sub.
                 seen = {m["seq"] for m in raw.received if m["type"] == "op" and m["client"] != f"c{side}"}
                 while len(seen) < 3:

@@ -13,7 +13,7 @@ from functools import partial
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.reliability.harness import Deployment, ServerProcess, assert_verified, document
+from tests.reliability.harness import Deployment, ServerProcess, assert_verified, document, http_get
 from tests.reliability.wire import Message, Raw, cut
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,7 @@ def test_redis_crash_and_restart_loses_no_acknowledged_op(tmp_path_factory: pyte
             d.kill_redis()
             for server in d.servers:
                 eventually(partial(healthy, server, False), f"{server.http_url}/healthz unhealthy")
+            assert http_get(f"{d.http_url}/docs/{DOC}")[0] == 503
             a.send({"type": "op", "seq": 6, "base": 10, "ops": [{"type": "Insert", "content": "[a6]"}]})
             during = answers_while_down(a, 2.0)
             assert not [m for m in during if m["type"] == "ack"], f"acknowledged with Redis down: {during}"

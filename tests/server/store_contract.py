@@ -37,7 +37,9 @@ def chain(doc: str, steps: list[tuple[str, int, Operation]], start_rev: int = 0,
 
 
 def typing(doc: str, text: str, client: str = "c") -> list[StoredOp]:
-    return chain(doc, [(client, i + 1, ((Retain(i),) if i else ()) + (Insert(ch),)) for i, ch in enumerate(text)])
+    steps: list[tuple[str, int, Operation]] = [
+        (client, i + 1, ((Retain(i),) if i else ()) + (Insert(ch),)) for i, ch in enumerate(text)]
+    return chain(doc, steps)
 
 
 @check
@@ -58,7 +60,8 @@ async def a_commit_at_the_head_advances_it(store: OpStore, doc: str) -> None:
     assert (head.rev, head.hash) == (1, record.op.hash)
     assert await store.ops(doc, 1, 1) == [record]
     record_of_c = await store.client_record(doc, "c")
-    assert record_of_c is not None and (record_of_c.seq, record_of_c.rev, record_of_c.hash) == (1, 1, head.hash)
+    assert record_of_c is not None
+    assert (record_of_c.seq, record_of_c.rev, record_of_c.hash) == (1, 1, head.hash)
 
 
 @check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis as redis_sync
 
@@ -69,7 +70,7 @@ def test_verify_accepts_an_intact_chain_and_finds_a_corrupted_record(
     verdict = json.loads(http_get(f"{tandem.http_url}/docs/{doc}/verify")[1])
     assert verdict["ok"] is True and verdict["rev"] == 4
     # Rewrite the stream with revision 3's inserted text changed but its hash kept.
-    client = redis_sync.Redis.from_url(redis.url)
+    client: Any = redis_sync.Redis.from_url(redis.url)
     log = Keys(doc).log
     entries = client.xrange(log)
     client.delete(log)

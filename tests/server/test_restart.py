@@ -22,7 +22,7 @@ def server(redis: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
     # Snapshots every 5 revisions and 2 revisions of log kept before the latest one.
     process = ServerProcess(redis.url, tmp_path_factory.mktemp("restart"),
                             extra_args=("--log-level", "warning", "--snapshot-interval", "5",
-                                        "--log-retention", "2"))
+                                        "--log-retention", "2", "--head-check-seconds", "0.3"))
     process.start()
     yield process
     process.stop()
@@ -93,3 +93,69 @@ def test_resume_falls_back_to_a_snapshot_when_the_log_is_trimmed(server: ServerP
         c.send({"type": "hello", "client": "c", "rev": 9})  # still in the log: replayed
         assert [m["rev"] for m in (c.recv(), c.recv(), c.recv())] == [10, 11, 12]
     assert_verified(server.http_url, doc)
+
+
+def test_a_fetch_the_trimmed_log_cannot_answer_is_not_found(server: ServerProcess, doc: str) -> None:
+    with Raw(server.ws_url, doc) as a:
+        a.hello("a")
+        for i in range(12):
+            a.send(op(i + 1, i, ins("q", i)))
+            a.until("ack")
+    server.stop()
+    server.start()
+    with Raw(server.ws_url, doc) as b:
+        b.hello("b")
+        b.send({"type": "fetch", "from": 1, "to": 3})
+        error = b.recv()
+        assert error["type"] == "error" and error["code"] == "not_found"
+
+
+def test_while_redis_is_down_an_op_is_unavailable_then_resubmitted(tmp_path: object, doc: str) -> None:
+    from pathlib import Path
+
+    from tests.support import redis_process
+
+    root = Path(str(tmp_path))
+    own = redis_process(root / "redis")
+    server = ServerProcess(own.url, root / "server", extra_args=("--log-level", "error"))
+    try:
+        server.start()
+        with Raw(server.ws_url, doc) as a:
+            a.hello("a")
+            own.kill()
+            a.send(op(1, 0, ins("x", 0)))
+            error = a.recv()
+            assert (error["type"], error["code"], error["seq"]) == ("error", "unavailable", 1)
+            assert a.closed_with() == 1013
+        own.start()
+        with Raw(server.ws_url, doc) as a:
+            a.send({"type": "hello", "client": "a", "rev": 0})
+            assert a.recv() == {"type": "ready", "rev": 0}, "nothing was committed"
+            a.send(op(1, 0, ins("x", 0)))
+            assert a.until("ack")["rev"] == 1
+    finally:
+        server.stop()
+        own.stop()
+
+
+def test_when_redis_loses_acknowledged_ops_clients_are_told_not_reset(
+    server: ServerProcess, redis: RedisProcess, doc: str
+) -> None:
+    import redis as redis_sync
+
+    from server.store.redis import Keys
+
+    with Raw(server.ws_url, doc) as a:
+        a.hello("a")
+        for i in range(3):
+            a.send(op(i + 1, i, ins("k", i)))
+            a.until("ack")
+        client = redis_sync.Redis.from_url(redis.url)
+        try:
+            client.delete(*Keys(doc).commit_keys())  # as a Redis restored from an old backup would
+        finally:
+            client.close()
+        assert a.closed_with(timeout=15) == 1013  # the periodic head check notices
+    with Raw(server.ws_url, doc) as a:
+        error = a.hello("a", rev=3)
+        assert error["type"] == "error" and error["code"] == "rev_ahead"

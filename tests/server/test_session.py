@@ -86,7 +86,9 @@ def test_a_seq_below_the_last_committed_is_refused(pair: tuple[Raw, Raw]) -> Non
     assert "below its last committed seq 5" in error["message"]
 
 
-def test_resume_replays_the_missing_ops_then_ready(pair: tuple[Raw, Raw], tandem: ServerProcess, doc: str) -> None:
+def test_resume_replays_the_missing_ops_then_ready(
+    pair: tuple[Raw, Raw], tandem: ServerProcess, doc: str
+) -> None:
     a, _ = pair
     for seq in range(1, 4):
         a.send(op(seq, seq - 1, ins(str(seq), seq - 1)))
@@ -145,7 +147,8 @@ def test_presence_reaches_the_others_and_is_cleared_when_its_client_leaves(
             with Raw(tandem.ws_url, doc) as c:
                 c.hello("c")
                 late = c.until("presence")  # a newcomer learns the cursor, moved past later ops
-                assert late["client"] == "b" and late["rev"] == 2 and late["cursor"] == {"anchor": 2, "head": 2}
+                assert (late["client"], late["rev"]) == ("b", 2)
+                assert late["cursor"] == {"anchor": 2, "head": 2}
         gone = a.until("presence")
         assert gone["client"] == "b" and gone["cursor"] is None
 
@@ -168,6 +171,7 @@ BAD_MESSAGES = [
     pytest.param(op(0, 0, ins("x")), "bad_message", id="seq-zero"),
     pytest.param(op(1, 0, [{"type": "Delete", "length": 3}]), "bad_op", id="delete-past-end"),
     pytest.param(op(1, 9, ins("x")), "rev_ahead", id="base-ahead"),
+    pytest.param(op(1, 0, []), "bad_op", id="empty-op"),
     pytest.param(op(1, 0, [{"type": "Retain", "length": 1}, {"type": "Insert", "content": "x"}] * 30),
                  "too_large", id="too-many-components"),
     pytest.param(op(1, 0, ins("x" * 6000)), "too_large", id="doc-too-long"),
@@ -287,5 +291,33 @@ def test_graceful_shutdown_closes_clients_with_1012(redis: object, tmp_path_fact
                 a.recv(timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
         assert server.process.wait(10) == 0
+    finally:
+        server.stop()
+
+
+def test_a_receiver_that_falls_too_far_behind_is_closed_with_1013(
+    redis: object, tmp_path_factory: pytest.TempPathFactory, doc: str
+) -> None:
+    server = ServerProcess(getattr(redis, "url"), tmp_path_factory.mktemp("slow"),  # noqa: B009
+                           extra_args=("--log-level", "warning", "--send-queue-limit", "4",
+                                       "--max-frame-bytes", "200000", "--max-doc-length", "100000"))
+    server.start()
+    try:
+        with Raw(server.ws_url, doc) as writer, Raw(server.ws_url, doc) as slow:
+            writer.hello("w")
+            slow.hello("slow")  # and then never reads: its socket and queue fill up
+            length, closed = 0, False
+            for seq in range(1, 400):
+                ops = ([{"type": "Delete", "length": length}] if length else []) + ins("x" * 60_000)
+                writer.send(op(seq, seq - 1, ops))
+                writer.until("ack")
+                length = 60_000
+                _, body = http_get(f"{server.http_url}/metrics")
+                if b"tandem_slow_receivers_total 0" not in body:
+                    closed = True
+                    break
+            assert closed, "the slow receiver was never disconnected"
+            assert slow.closed_with(timeout=30) == 1013
+            assert writer.alive(), "a slow receiver must not hold up the others"
     finally:
         server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from redis.cluster import key_slot
+from redis.crc import key_slot
 
 from server.store.redis import Keys, RedisOpStore
 from tests.server.store_contract import CHECKS, Check

@@ -1,0 +1,78 @@
+"""A TCP load balancer for tests: round robin over server processes, and connections cut on demand.
+
+Clients connect to one address, as they would behind a real balancer; a connection goes to the next
+backend that accepts it, so a client whose process died lands on another one when it reconnects.
+`cut()` drops a live connection on both sides at once, wherever its bytes are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+
+class Balancer:
+    def __init__(self, backends: list[tuple[str, int]]) -> None:
+        self.backends = backends
+        self.port = 0
+        self.cuts = 0
+        self._turn = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links):
+            self._drop(link)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def cut(self, rng: random.Random) -> bool:
+        """Drop one live connection chosen by `rng`; False when there is none."""
+        if not self._links:
+            return False
+        self._drop(rng.choice(sorted(self._links, key=id)))
+        self.cuts += 1
+        return True
+
+    def _drop(self, link: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
+        self._links.discard(link)
+        for writer in link:
+            writer.transport.abort()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        for _ in range(len(self.backends)):
+            host, port = self.backends[self._turn % len(self.backends)]
+            self._turn += 1
+            try:
+                server_r, server_w = await asyncio.open_connection(host, port)
+                break
+            except OSError:
+                continue
+        else:
+            client_w.transport.abort()
+            return
+        link = (client_w, server_w)
+        self._links.add(link)
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+        finally:
+            self._drop(link)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
