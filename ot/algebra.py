@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ot.operation import Component, Delete, Insert, Operation, Retain, _Builder
+from ot.operation import Component, Delete, Insert, Operation, Retain
 
 
 def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:
@@ -233,13 +233,48 @@ def _finish(
 
     The rest is the partly consumed component (``kind`` with what is left of it,
     ``value``; ``kind`` None if there is none) and the components from ``op[start]`` on.
+    Inlines `ot.operation._Builder`, as the walks do: this runs once per call.
     """
-    builder = _Builder(out, r, ins, d)
-    if kind is not None:
-        builder.append(kind(value))
+    if kind is Retain:
+        if ins:
+            out.append(Insert(ins))
+            ins = ""
+        if d:
+            out.append(Delete(d))
+            d = 0
+        r += value  # type: ignore[operator]
+    elif kind is not None:
+        if r:
+            out.append(Retain(r))
+            r = 0
+        if kind is Insert:
+            ins += value  # type: ignore[operator]
+        else:
+            d += value  # type: ignore[operator]
     for k in range(start, len(op)):
-        builder.append(op[k])
-    return builder.build()
+        c = op[k]
+        t = type(c)
+        if t is Retain:
+            if ins:
+                out.append(Insert(ins))
+                ins = ""
+            if d:
+                out.append(Delete(d))
+                d = 0
+            r += c.length  # type: ignore[union-attr]
+            continue
+        if r:
+            out.append(Retain(r))
+            r = 0
+        if t is Insert:
+            ins += c.content  # type: ignore[union-attr]
+        else:
+            d += c.length  # type: ignore[union-attr]
+    if ins:
+        out.append(Insert(ins))
+    if d:
+        out.append(Delete(d))
+    return tuple(out)
 
 
 def rebase(op: Sequence[Component], committed: Iterable[Sequence[Component]]) -> Operation:

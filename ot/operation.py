@@ -60,7 +60,7 @@ class _Builder:
     ``parts`` plus three pending values: a retain count, then the text inserted and the
     count deleted since it. They become components only when the kind changes, and a
     pending retain at the end is the implied trailing retain. The walks of ot.algebra
-    inline the same scheme on local variables and hand over here to finish.
+    inline the same scheme on local variables, for speed.
     """
 
     __slots__ = ("parts", "r", "ins", "d")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.reliability.cluster import running_cluster  # noqa: E402
 from tests.reliability.harness import Deployment, document  # noqa: E402
 from tests.reliability.load import Counters, LoadConfig, LoadReport, run_load  # noqa: E402
 
@@ -43,6 +45,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--url", action="append", default=[],
                    help="ws://host:port of a running server (repeat for several); default: start them")
     p.add_argument("--servers", type=int, default=2, help="server processes to start (default 2)")
+    p.add_argument("--cluster", action="store_true",
+                   help="start a 3-master Redis Cluster instead of one Redis (not with --kill-redis-every)")
     p.add_argument("--kill-server-every", type=float, default=0.0, metavar="S",
                    help="kill -9 one server process every S seconds, in turn, and restart it")
     p.add_argument("--kill-redis-every", type=float, default=0.0, metavar="S",
@@ -57,8 +61,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.url and (args.kill_server_every or args.kill_redis_every):
-        p.error("--kill-server-every and --kill-redis-every need servers started here (no --url)")
+    if args.url and (args.kill_server_every or args.kill_redis_every or args.cluster):
+        p.error("--kill-server-every, --kill-redis-every and --cluster need servers started here (no --url)")
+    if args.cluster and args.kill_redis_every:
+        p.error("--kill-redis-every needs the single Redis; it is not offered with --cluster")
     return args
 
 
@@ -158,10 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         urls = [u.rstrip("/") for u in args.url]
         report = asyncio.run(run(args, urls, urls[0].replace("ws", "http", 1), None))
     else:
-        with tempfile.TemporaryDirectory(prefix="tandem-load-") as tmp:
-            d = Deployment(args.keep or Path(tmp), args.servers, extra_args=tuple(args.server_arg))
-            with d:
-                report = asyncio.run(run(args, d.ws_urls, d.http_url, d))
+        with tempfile.TemporaryDirectory(prefix="tandem-load-") as tmp, contextlib.ExitStack() as stack:
+            root = args.keep or Path(tmp)
+            extra, redis_url = tuple(args.server_arg), None
+            if args.cluster:
+                redis_url = stack.enter_context(running_cluster(root / "cluster")).url
+                extra += ("--redis-cluster", "true")
+            d = stack.enter_context(Deployment(root, args.servers, redis_url=redis_url, extra_args=extra))
+            report = asyncio.run(run(args, d.ws_urls, d.http_url, d))
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(as_json(report), indent=2))

@@ -233,7 +233,15 @@ class Document:
             self.metrics.inc("tandem_commits_total")
             self.metrics.inc("tandem_ops_committed_total", len(planned))
         for p in planned:
-            self._advance(p.stored, p.text, p)
+            if p.stored.op.rev > self.rev:
+                self._advance(p.stored, p.text, p)
+            else:
+                # A later round of this group (a repeated seq waits for one) found the head
+                # moved and read this op back from the log, which sent it to every session as
+                # an op, its submitter included; advancing again would put it twice in the window.
+                op = p.stored.op
+                if not p.submission.result.done():
+                    p.submission.result.set_result(Ack(seq=op.seq, rev=op.rev, hash=op.hash))
         for sub, answer in commit.duplicates + commit.refused:
             if isinstance(answer, Ack):
                 self.metrics.inc("tandem_duplicates_total")

@@ -40,6 +40,7 @@ class Running:
     procs: list[subprocess.Popen[bytes]]
     helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)  # e.g. a shared Redis
     scratch: Path | None = None
+    launches: list[tuple[list[str], Path, int]] = field(default_factory=list)  # command, log, port
 
     def pids(self) -> list[int]:
         """Every process doing server work, Redis included (its CPU is server CPU)."""
@@ -57,6 +58,14 @@ class Running:
             stop_group(proc)
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop and start the server processes again on the same data and ports (Tandem only)."""
+        for i, proc in enumerate(self.procs):
+            stop_group(proc)
+            cmd, log, port = self.launches[i]
+            self.procs[i] = _spawn(cmd, log, ROOT, _tandem_env())
+            _await(functools.partial(_healthy, port), self.procs[i], "tandem serve", log)
 
 
 def _spawn(
@@ -186,6 +195,7 @@ def start_tandem(
             ]
             proc = _spawn(cmd, log, ROOT, env)
             procs.append(proc)
+            running.launches.append((cmd, log, port))
             _await(functools.partial(_healthy, port), proc, "tandem serve", log)
             urls.append(f"ws://127.0.0.1:{port}")
     except BaseException:

@@ -17,7 +17,15 @@ from servers import ROOT
 from workloads import WORKLOADS, Bench, Result, _log, run_loadgens
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
-SHOWN = ("edits_per_s", "lat_p95_ms", "lat_p99_ms", "server_cpu_util", "loadgen_cpu_util", "other_cpu_util")
+SHOWN = (
+    "error",
+    "edits_per_s",
+    "lat_p95_ms",
+    "lat_p99_ms",
+    "server_cpu_util",
+    "loadgen_cpu_util",
+    "other_cpu_util",
+)
 _LINE = re.compile(r":\d+\)$")
 
 

@@ -4,6 +4,7 @@ and the OT-core micro-benchmarks. Each server run gets a fresh server, as the ki
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -18,12 +19,13 @@ from servers import ROOT, Running, start
 
 Result = dict[str, Any]
 
-# name -> loadgen flags: the kit's default sizes, and small ones for a quick check of the harness
+# name -> loadgen flags: the kit's default sizes (but 25 timed joins instead of 5: a join is ~2 ms and
+# a median of 5 moved by +-30% between runs), and small ones for a quick check of the harness
 WORKLOADS: dict[str, list[str]] = {
     "hot8": ["--workload", "hot", "--clients", "8", "--edits", "500"],
     "hot32": ["--workload", "hot", "--clients", "32", "--edits", "200"],
     "many": ["--workload", "many", "--docs", "50", "--edits", "100"],
-    "join20k": ["--workload", "join", "--history", "20000", "--samples", "5"],
+    "join20k": ["--workload", "join", "--history", "20000", "--samples", "25"],
     # deletes keep the text near 20,000 chars, so only the history grows against join20k
     "join200k": [
         "--workload",
@@ -31,7 +33,7 @@ WORKLOADS: dict[str, list[str]] = {
         "--history",
         "200000",
         "--samples",
-        "5",
+        "25",
         "--prefill-del-ratio",
         "0.45",
     ],
@@ -130,8 +132,16 @@ def run_loadgens(
             proc.kill()
             out, err = proc.communicate()
         res = _parse_last_json(out)
-        if proc.returncode != 0 and "error" not in res:
-            res["error"] = f"loadgen exited {proc.returncode}: {err.strip()[-500:]}"
+        if proc.returncode != 0 or "error" in res:
+            first = next(
+                (
+                    ln
+                    for ln in err.splitlines()
+                    if ln.lstrip().startswith(("Error", "RangeError", "TypeError"))
+                ),
+                err.strip()[:300],
+            )
+            res["error"] = f"{res.get('error', 'failed')} (loadgen exit {proc.returncode}: {first[:300]})"
         results.append(res)
     other = watch.other_util()
     split = {k: round(v - split0.get(k, 0.0), 3) for k, v in _cpu_split(running).items()}
@@ -190,11 +200,67 @@ def measure(b: Bench, server: str, name: str, rep: int) -> Result:
     running = b.start(server)
     try:
         res = run_loadgens(b, running, [(running.urls[0], flags)], f"{name}#{rep}", max_s)[0]
+        if name.startswith("join") and server == "tandem" and not res.get("error"):
+            res.update(cold_joins(b, running))
     finally:
         running.stop()
     res.update(server=server, name=name, rep=rep)
     _log(f"{server} {name}#{rep}: {_brief(res)}")
     return res
+
+
+COLD_JOINS = 3
+
+
+def cold_joins(b: Bench, running: Running) -> Result:
+    """Joins of the join workload's document by a freshly started server, which must load it from
+    Redis (a snapshot plus the ops after it), not from memory: one join per restart."""
+    import redis  # the venv's client, to find the document loadgen named
+
+    assert running.scratch is not None
+    client = redis.Redis(unix_socket_path=str(_embedded_socket(running.scratch)))
+    try:
+        heads = [k.decode() for k in client.scan_iter(match="tandem:{*-join}:head")]
+    finally:
+        client.close()
+    if len(heads) != 1:
+        return {"cold_join_error": f"expected one join document in Redis, found {heads}"}
+    doc = heads[0][len("tandem:{") : -len("}:head")]
+    adapter = str(b.kit / "adapters" / "tandem.js")
+    samples: list[float] = []
+    for _ in range(COLD_JOINS):
+        running.restart()
+        out = subprocess.run(
+            [
+                "node",
+                str(Path(__file__).with_name("join.js")),
+                "--adapter",
+                adapter,
+                "--url",
+                running.urls[0],
+                "--doc",
+                doc,
+                "--warm-doc",
+                "bench-cold-join-warmup",
+            ],
+            cwd=b.kit,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        got = _parse_last_json(out.stdout)
+        if "error" in got:
+            return {"cold_join_error": str(got["error"])}
+        samples += got["join_ms"]
+    return {"cold_join_ms_median": statistics.median(samples), "cold_join_ms_samples": samples}
+
+
+def _embedded_socket(scratch: Path) -> Path:
+    """The unix socket of the embedded Redis `tandem serve --data-dir scratch/data-0` started."""
+    sock = scratch / "data-0" / "redis.sock"
+    if not sock.exists():
+        raise RuntimeError(f"no Redis socket at {sock}")
+    return sock
 
 
 def _brief(res: Result) -> str:
@@ -204,6 +270,7 @@ def _brief(res: Result) -> str:
         "lat_p95_ms",
         "lat_p99_ms",
         "join_ms_median",
+        "cold_join_ms_median",
         "server_cpu_util",
         "loadgen_cpu_util",
         "other_cpu_util",

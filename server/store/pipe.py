@@ -22,7 +22,7 @@ from typing import Any
 import hiredis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 
 Arg = str | bytes | int
 
@@ -59,7 +59,11 @@ class _Protocol(asyncio.Protocol):
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 text = str(reply)
-                error = NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+                error: Exception = ResponseError(text)
+                if text.startswith("NOSCRIPT"):
+                    error = NoScriptError(text)
+                elif text.startswith("LOADING"):  # restarting from its append-only file: unavailable
+                    error = BusyLoadingError(text)
                 future.set_exception(error)
             else:
                 future.set_result(reply)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 

@@ -7,6 +7,7 @@ share one Redis; clients move between them as a reconnecting client behind a loa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -171,3 +172,25 @@ def test_lost_notification_is_repaired_from_the_log(deployment: Deployment) -> N
     assert document(deployment.http_url, doc)["text"] == "[lost][heard]"
     assert_verified(deployment.http_url, doc)
 
+
+
+def test_repeated_submission_in_one_group_keeps_history_straight(deployment: Deployment) -> None:
+    """An op sent twice in a burst (a resend racing its original) lands in one group commit; the
+    repeat waits for a second round. Ops rebased later must see the history exactly once."""
+    doc = "repeat-burst"
+    url = deployment.ws_urls[0]
+    with Raw(url, doc) as a, Raw(url, doc) as b, Raw(url, doc) as c:
+        for raw, name in ((a, "a"), (b, "b"), (c, "c")):
+            raw.hello(name)
+        op = json.dumps({"type": "op", "seq": 1, "base": 0, "ops": [{"type": "Insert", "content": "a"}]})
+        a.conn.send(op)
+        a.conn.send(op)
+        a.conn.send(op)
+        assert a.until("ack")["rev"] == 1
+        c.send({"type": "op", "seq": 1, "base": 1, "ops": insert_at_end("a", "c")})
+        assert c.until("ack")["rev"] == 2
+        # b made its edit on revision 1 ("a"): it goes after "a", and left of the later "c".
+        b.send({"type": "op", "seq": 1, "base": 1, "ops": insert_at_end("a", "b")})
+        assert b.until("ack")["rev"] == 3
+    assert document(deployment.http_url, doc)["text"] == "abc"
+    assert_verified(deployment.http_url, doc)

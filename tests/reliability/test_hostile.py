@@ -298,3 +298,23 @@ def test_flood_past_the_rate_limit_is_limited_not_lost(server: ServerProcess) ->
     text = document(server.http_url, doc)["text"]
     assert sorted(text.replace("<", " <").split()) == sorted(acked)
     assert server.healthz() == 200
+
+
+def test_presence_and_fetch_floods_are_limited(server: ServerProcess, watcher: Raw) -> None:
+    """Presence is relayed to every other client and fetch reads the log: unbounded, either one
+    would let one connection multiply its traffic onto everyone."""
+    burst = 2_000
+    floods = ({"type": "presence", "cursor": {"anchor": 1, "head": 1}}, {"type": "fetch", "from": 1, "to": 1})
+    for flood in floods:
+        with Raw(server.ws_url, DOC) as raw:
+            raw.hello(f"h{next(_ids)}")
+            for _ in range(burst):
+                raw.send(flood)
+            # The pong comes after the answers the session gave to every frame before it.
+            raw.send({"type": "ping"})
+            while raw.recv()["type"] != "pong":
+                pass
+            limited = sum(1 for m in raw.received if m.get("code") == "rate_limited")
+        assert limited > 0, f"{burst} x {flood['type']} in a burst were all accepted"
+    assert watcher.alive()
+    assert_untouched(server)
