@@ -89,12 +89,10 @@ def validate(ops: Operation, max_components: int) -> Operation:
         check(ops)
     except InvalidOperation as e:
         raise Refusal(ErrorCode.BAD_OP, str(e)) from None
-    canonical = normalize(ops)
-    if not canonical:
-        # An op that changes nothing is never sent by a well-behaved client; refusing it keeps
-        # the log free of empty revisions. (An op emptied by rebasing is still committed.)
-        raise Refusal(ErrorCode.BAD_OP, "op changes nothing: it has no Insert or Delete")
-    return canonical
+    # An op that changes nothing (``[]`` or a lone Retain) is committed like any other: ot.js
+    # and ShareDB clients send one when a concurrent delete cancels a buffered edit, and they
+    # count its ack as a revision.
+    return normalize(ops)
 
 
 def plan(doc: DocumentState, sub: Submission, committed: Sequence[Operation], prev: Planned | None,

@@ -171,7 +171,6 @@ BAD_MESSAGES = [
     pytest.param(op(0, 0, ins("x")), "bad_message", id="seq-zero"),
     pytest.param(op(1, 0, [{"type": "Delete", "length": 3}]), "bad_op", id="delete-past-end"),
     pytest.param(op(1, 9, ins("x")), "rev_ahead", id="base-ahead"),
-    pytest.param(op(1, 0, []), "bad_op", id="empty-op"),
     pytest.param(op(1, 0, [{"type": "Retain", "length": 1}, {"type": "Insert", "content": "x"}] * 30),
                  "too_large", id="too-many-components"),
     pytest.param(op(1, 0, ins("x" * 6000)), "too_large", id="doc-too-long"),
@@ -194,6 +193,18 @@ def test_bad_messages_get_an_error_and_change_nothing(
         assert error["message"]
         assert a.alive(), "a bad message must not close the connection"
     assert document(tandem.http_url, doc)["rev"] == 0
+
+
+def test_an_op_that_changes_nothing_is_committed_as_a_revision(tandem: ServerProcess, doc: str) -> None:
+    with Raw(tandem.ws_url, doc) as a:
+        a.hello("a")
+        a.send(op(1, 0, ins("x")))
+        assert a.recv()["type"] == "ack"
+        a.send(op(2, 1, [{"type": "Retain", "length": 1}]))
+        ack = a.recv()
+        assert ack["type"] == "ack" and ack["rev"] == 2, ack
+    state = document(tandem.http_url, doc)
+    assert (state["rev"], state["text"]) == (2, "x")
 
 
 def test_messages_before_hello_and_a_second_hello_are_refused(tandem: ServerProcess, doc: str) -> None:
