@@ -110,6 +110,125 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
     with ``a`` as the op that is committed later: the incoming op on the server, the
     client's own pending op on a client (as ot.js and ShareDB do).
     """
+    # The common case, edits of the two ops apart from each other, goes segment by
+    # segment: a canonical op is a series of segments [Retain] [Insert] [Delete], and
+    # a segment that lies wholly before the other op's next one passes into the output
+    # as it is, its Insert and Delete reused, its retain grown or shrunk by what the
+    # other op changed before it. Anything else (segments that touch or overlap, an op
+    # that is not canonical) goes to the general walk, which decides ties.
+    na, nb = len(a), len(b)
+    ia = ib = 0
+    a_out: list[Component] = []
+    b_out: list[Component] = []
+    ar = br = 0  # pending retains of a_prime and b_prime
+    cur = 0  # the base position both ops have reached
+    pa = pb = ea = eb = 0  # start and end (past the delete) of the current segments
+    ins_a: Component | None = None
+    del_a: Component | None = None
+    ins_b: Component | None = None
+    del_b: Component | None = None
+    need_a = need_b = True
+    done_a = done_b = False
+    while True:
+        if need_a:
+            need_a = False
+            if ia < na:
+                c: Component | None = a[ia]
+                if type(c) is Retain:
+                    pa = ea + c.length
+                    ia += 1
+                    c = a[ia] if ia < na else None
+                elif ia:
+                    return _transform_walk(a, b)  # an edit right after an edit
+                else:
+                    pa = 0
+                ins_a = del_a = None
+                if type(c) is Insert:
+                    ins_a = c
+                    ia += 1
+                    c = a[ia] if ia < na else None
+                ea = pa
+                if type(c) is Delete:
+                    del_a = c
+                    ea += c.length
+                    ia += 1
+                if ins_a is None and del_a is None:
+                    if ia < na:
+                        return _transform_walk(a, b)  # a retain after a retain
+                    done_a = True  # a trailing retain
+            else:
+                done_a = True
+        if need_b:
+            need_b = False
+            if ib < nb:
+                c = b[ib]
+                if type(c) is Retain:
+                    pb = eb + c.length
+                    ib += 1
+                    c = b[ib] if ib < nb else None
+                elif ib:
+                    return _transform_walk(a, b)
+                else:
+                    pb = 0
+                ins_b = del_b = None
+                if type(c) is Insert:
+                    ins_b = c
+                    ib += 1
+                    c = b[ib] if ib < nb else None
+                eb = pb
+                if type(c) is Delete:
+                    del_b = c
+                    eb += c.length
+                    ib += 1
+                if ins_b is None and del_b is None:
+                    if ib < nb:
+                        return _transform_walk(a, b)
+                    done_b = True
+            else:
+                done_b = True
+        if done_a:
+            if done_b:
+                return tuple(a_out), tuple(b_out)
+        elif done_b or ((pa < pb or (pa == pb and pa == ea)) and ea <= pb):
+            # a's segment comes first (an insert alone wins a tie)
+            gap = pa - cur
+            ar += gap
+            if ar:
+                a_out.append(Retain(ar))
+                ar = 0
+            elif a_out:
+                return _transform_walk(a, b)  # b deleted all between two edits of a: they merge
+            br += gap
+            if ins_a is not None:
+                a_out.append(ins_a)
+                br += len(ins_a.content)  # type: ignore[union-attr]
+            if del_a is not None:
+                a_out.append(del_a)
+            cur = ea
+            need_a = True
+            continue
+        elif not ((pb < pa or (pb == pa and pb == eb and ins_a is None)) and eb <= pa):
+            return _transform_walk(a, b)  # the segments touch or overlap
+        # b's segment comes first
+        gap = pb - cur
+        br += gap
+        if br:
+            b_out.append(Retain(br))
+            br = 0
+        elif b_out:
+            return _transform_walk(a, b)
+        ar += gap
+        if ins_b is not None:
+            b_out.append(ins_b)
+            ar += len(ins_b.content)  # type: ignore[union-attr]
+        if del_b is not None:
+            b_out.append(del_b)
+        cur = eb
+        need_b = True
+
+
+def _transform_walk(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation, Operation]:
+    """`transform` in general: both ops walked component by component."""
     a_out: list[Component] = []
     b_out: list[Component] = []
     ar, ai, ad = 0, "", 0  # pending a_prime

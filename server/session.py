@@ -97,8 +97,7 @@ class Session:
         self.doc: Document | None = None
         self.outbox: deque[str] = deque()
         self.wake = asyncio.Event()
-        self.urgent = False  # the outbox holds something other than others' ops (an ack, ...)
-        self.holding = False  # the writer is holding others' ops back (see BROADCAST_HOLD_SECONDS)
+        self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
         self.last_send = 0.0
         self.close_code: int | None = None
         self.close_reason = ""
@@ -118,10 +117,14 @@ class Session:
             return
         self.outbox.append(text)
         if not text.startswith(_OP_FRAME):  # an ack, error, snapshot, ...: send at once
-            self.urgent = True
             self.wake.set()
-        elif not self.holding:
-            self.wake.set()
+        elif self.hold is None:
+            loop = asyncio.get_running_loop()
+            delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
+            if delay > 0:
+                self.hold = loop.call_later(delay, self.wake.set)
+            else:
+                self.wake.set()
 
     def unavailable(self) -> None:
         self.request_close(WS_1013_TRY_AGAIN_LATER, "the op log is unavailable; resume later")
@@ -279,11 +282,9 @@ class Session:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                if not self.urgent and self.close_code is None:
-                    delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
-                    if delay > 0:
-                        await self._hold(loop, delay)
-                        continue
+                if self.hold is not None:  # woken by an ack or a close: the held ops go with it
+                    self.hold.cancel()
+                    self.hold = None
                 if len(self.outbox) == 1:
                     text = self.outbox.popleft()
                     count = 1
@@ -292,8 +293,6 @@ class Session:
                     text = "[" + ",".join(self.outbox.popleft() for _ in range(count)) + "]"
                 await send(text)
                 self.last_send = loop.time()
-                if not self.outbox:
-                    self.urgent = False
                 self.metrics.inc("tandem_frames_sent_total")
                 self.metrics.inc("tandem_messages_sent_total", count)
             await self.websocket.close(self.close_code or 1000, self.close_reason)
@@ -302,19 +301,9 @@ class Session:
         finally:
             if self.close_code is None:
                 self.close_code = 1000
+            if self.hold is not None:
+                self.hold.cancel()
             self.outbox.clear()
-
-
-    async def _hold(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
-        """Wait until the hold ends or something urgent (an ack, a close) is queued."""
-        self.holding = True
-        self.wake.clear()
-        timer = loop.call_later(delay, self.wake.set)
-        try:
-            await self.wake.wait()
-        finally:
-            timer.cancel()
-            self.holding = False
 
 
 def _seq_of(frame: str | bytes) -> int | None:

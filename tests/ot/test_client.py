@@ -377,6 +377,23 @@ def test_resolution_ack_after_the_snapshot_fetches_the_committed_op() -> None:
     assert session.text == "<helloCA"
 
 
+def test_snapshot_of_a_later_revision(start: Start) -> None:
+    name, session, history = start
+    session.disconnected()
+    history.commit("x", 7, insert_op(0, "#"))
+    session.connect()
+    effects = session.receive(history.snapshot())
+    assert session.text == history.text and session.rev == history.rev
+    assert [e for e in effects if isinstance(e, TextChanged)][0].remote
+    lost = [op for e in effects if isinstance(e, Lost) for op in e.ops]
+    if name == "synchronized":
+        assert isinstance(session.state, Synchronized) and lost == []
+    else:
+        # the op in flight may be in the snapshot: it is resolved by its ack, never reported lost
+        assert type(session.state) is AwaitingResolution
+        assert lost == ([insert_op(0, "B")] if name == "awaiting_with_buffer" else [])
+
+
 def test_snapshot_resume_loses_only_the_buffer() -> None:
     session, history = make("awaiting_with_buffer")
     session.disconnected()

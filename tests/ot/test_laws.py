@@ -6,7 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ot import Delete, Insert, InvalidOperation, Operation, Retain, apply, check, compose, laws, transform
+from ot import (
+    Component,
+    Delete,
+    Insert,
+    InvalidOperation,
+    Operation,
+    Retain,
+    apply,
+    check,
+    compose,
+    laws,
+    transform,
+)
+from ot.algebra import _transform_walk
 from tests.strategies import (
     LAW_CASES,
     doc_and_concurrent_ops,
@@ -14,6 +27,7 @@ from tests.strategies import (
     doc_and_raw,
     doc_and_sequence,
     documents,
+    raw_components,
     transform_compose_case,
 )
 
@@ -115,3 +129,17 @@ def test_composing_history_first_reorders_inserts_next_to_deleted_text() -> None
     after_b = apply(apply("xyz", b1), b2)
     assert (apply(after_b, at_once), apply(after_b, in_steps)) == ("BAyz", "AByz")
     laws.transform_respects_compose("xyz", a, b1, b2)  # within what the law promises
+
+
+@given(
+    doc_and_concurrent_ops(),
+    documents.flatmap(lambda d: st.tuples(raw_components(len(d)), raw_components(len(d)))),
+)
+def test_transform_segment_path_equals_the_walk(
+    case: tuple[str, Operation, Operation], raw: tuple[list[Component], list[Component]]
+) -> None:
+    """transform's fast path for edits apart gives exactly what the general walk gives."""
+    _, a, b = case
+    assert transform(a, b) == _transform_walk(a, b)
+    a_raw, b_raw = tuple(raw[0]), tuple(raw[1])  # not canonical: the fast path must bail out
+    assert transform(a_raw, b_raw) == _transform_walk(a_raw, b_raw)
