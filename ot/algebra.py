@@ -122,11 +122,7 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
     b_out: list[Component] = []
     ar = br = 0  # pending retains of a_prime and b_prime
     cur = 0  # the base position both ops have reached
-    pa = pb = ea = eb = 0  # start and end (past the delete) of the current segments
-    ins_a: Component | None = None
-    del_a: Component | None = None
-    ins_b: Component | None = None
-    del_b: Component | None = None
+    ea = eb = 0  # end (past the delete) of the current segments; pa, pb their starts
     need_a = need_b = True
     done_a = done_b = False
     while True:
@@ -134,6 +130,8 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
             need_a = False
             if ia < na:
                 c: Component | None = a[ia]
+                ins_a: Component | None = None
+                del_a: Component | None = None
                 if type(c) is Retain:
                     pa = ea + c.length
                     ia += 1
@@ -142,7 +140,6 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
                     return _transform_walk(a, b)  # an edit right after an edit
                 else:
                     pa = 0
-                ins_a = del_a = None
                 if type(c) is Insert:
                     ins_a = c
                     ia += 1
@@ -162,6 +159,8 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
             need_b = False
             if ib < nb:
                 c = b[ib]
+                ins_b: Component | None = None
+                del_b: Component | None = None
                 if type(c) is Retain:
                     pb = eb + c.length
                     ib += 1
@@ -170,7 +169,6 @@ def transform(a: Sequence[Component], b: Sequence[Component]) -> tuple[Operation
                     return _transform_walk(a, b)
                 else:
                     pb = 0
-                ins_b = del_b = None
                 if type(c) is Insert:
                     ins_b = c
                     ib += 1

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import kit
+import memory
+import microbench
 import report
 import spy
 import workloads
@@ -49,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"servers to compare, of {','.join(SERVERS)} (default sharedb,tandem)",
     )
     p.add_argument("--only", type=_csv, default=ALL, help=f"runs to make (default all: {','.join(ALL)})")
-    p.add_argument("--reps", type=int, default=1, help="repetitions of hot8/hot32/many/join* (median)")
+    p.add_argument("--reps", type=int, default=1, help="runs of hot8/hot32/many (median); joins run once")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness itself")
     p.add_argument("--kit", type=Path, default=kit.DEFAULT_SOURCE, help="the peer kit folder (read only)")
     p.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where results are written")
@@ -110,7 +112,8 @@ def header(args: argparse.Namespace, idle: float, stamp: str) -> list[str]:
         f"Command: `scripts/bench/run {' '.join(sys.argv[1:])}`. "
         "Servers back to back, a fresh server per run; "
         f"Tandem = `tandem serve` with a fresh data dir (embedded Redis, append-only file on); "
-        f"server CPU of Tandem includes its Redis. Medians of {args.reps} run(s).",
+        "server CPU of Tandem includes its Redis. "
+        f"hot8/hot32/many: medians of {args.reps} run(s); the rest: one run.",
         "",
         f"Other CPU before the run: {idle:.3f} cores.",
     ]
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             raw.write(json.dumps(rec) + "\n")
 
     for name in [n for n in args.only if n in workloads.WORKLOADS]:
-        for rep in range(1, args.reps + 1):
+        reps = 1 if name.startswith("join") else args.reps  # a join run is minutes of prefill
+        for rep in range(1, reps + 1):
             for server in args.servers:
                 keep(partial(workloads.measure, b, server, name, rep), f"{name} {server}")
     if "authors" in args.only:
@@ -169,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             keep(partial(workloads.scaling, b, procs), "scale tandem")
     if "memory" in args.only:
         for server in args.servers:
-            keep(partial(workloads.memory, b, server, args.memory_n), f"memory {server}")
+            keep(partial(memory.memory, b, server, args.memory_n), f"memory {server}")
     if "transform" in args.only:
-        keep(partial(workloads.transform, b), "transform all")
+        keep(partial(microbench.transform, b), "transform all")
     text = report.render(records, header(args, idle, stamp))
     (args.out / f"{stamp}.md").write_text(text)
     print(text)

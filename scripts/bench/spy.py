@@ -56,6 +56,37 @@ def fold(collapsed: str) -> tuple[int, Counter[str], Counter[str]]:
     return total, own, incl
 
 
+# Where a sample sits, by the first rule its stack matches (order matters).
+BUCKETS: list[tuple[str, str]] = [
+    ("Redis pub/sub listener", r"_listen \(|PubSub\."),
+    ("commit: plan, rebase, hash, Redis call, broadcast to queues", r"Document\._commit|BatchCommit"),
+    ("other document work (joins, fetches, remote ops)", r"Document\._"),
+    ("sending frames", r"Session\._write|WebSocket\.send|WebSocketsSansIOProtocol\.send|sender \(starlette"),
+    ("writing to Redis", r"_send_packed_command|writelines|_Protocol\.flush"),
+    ("reading from Redis", r"read_response|_AsyncHiredis|StreamReader|_Protocol\.data_received"),
+    (
+        "receiving frames and dispatching",
+        r"Session\._read|Session\._dispatch|Session\._op|data_received|receive_data",
+    ),
+    ("connecting and joining", r"_hello|Hub\._open|Document\.load|handle_websocket_upgrade|run_asgi"),
+    ("event loop itself (uvloop: epoll, socket reads)", r"Runner\.run \([^;]*\)$"),
+]
+
+
+def buckets(collapsed: str) -> list[tuple[str, float]]:
+    """Share of samples per BUCKETS rule (and 'other'), largest first."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        name = next((b for b, rx in BUCKETS if re.search(rx, stack)), "other")
+        counts[name] += int(count)
+    return [(name, 100 * n / max(total, 1)) for name, n in counts.most_common()]
+
+
 def top_table(total: int, counter: Counter[str], n: int = 15) -> list[str]:
     lines = ["| share of samples | frame |", "|---|---|"]
     for frame, count in counter.most_common(n):
@@ -125,6 +156,9 @@ def profile(b: Bench, spec: str, out: Path) -> Result:
             "Run: " + ", ".join(f"{k}={res[k]}" for k in SHOWN if k in res),
             f"CPU seconds by process: {res.get('server_cpu_s_by_process')}; "
             f"counters: {res.get('server_counters')}",
+            "",
+            "By where the sample sits: "
+            + "; ".join(f"{name} {share:.1f}%" for name, share in buckets(raw.read_text())),
             "",
             "Self time (the frame itself):",
             "",

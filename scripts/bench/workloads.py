@@ -14,47 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import CpuWatch, cpu_seconds, process_name, rss_bytes
-from servers import ROOT, Running, start
+from procs import CpuWatch, cpu_seconds, process_name
+from servers import Running, start
 
 Result = dict[str, Any]
 
 # name -> loadgen flags: the kit's default sizes (but 25 timed joins instead of 5: a join is ~2 ms and
 # a median of 5 moved by +-30% between runs), and small ones for a quick check of the harness
 WORKLOADS: dict[str, list[str]] = {
-    "hot8": ["--workload", "hot", "--clients", "8", "--edits", "500"],
-    "hot32": ["--workload", "hot", "--clients", "32", "--edits", "200"],
-    "many": ["--workload", "many", "--docs", "50", "--edits", "100"],
-    "join20k": ["--workload", "join", "--history", "20000", "--samples", "25"],
+    "hot8": "--workload hot --clients 8 --edits 500".split(),
+    "hot32": "--workload hot --clients 32 --edits 200".split(),
+    "many": "--workload many --docs 50 --edits 100".split(),
+    "join20k": "--workload join --history 20000 --samples 25".split(),
     # deletes keep the text near 20,000 chars, so only the history grows against join20k
-    "join200k": [
-        "--workload",
-        "join",
-        "--history",
-        "200000",
-        "--samples",
-        "25",
-        "--prefill-del-ratio",
-        "0.45",
-    ],
+    "join200k": "--workload join --history 200000 --samples 25 --prefill-del-ratio 0.45".split(),
 }
 QUICK: dict[str, list[str]] = {
-    "hot8": ["--workload", "hot", "--clients", "8", "--edits", "100", "--warmup", "50"],
-    "hot32": ["--workload", "hot", "--clients", "32", "--edits", "30", "--warmup", "50"],
-    "many": ["--workload", "many", "--docs", "20", "--edits", "30", "--warmup", "50"],
-    "join20k": ["--workload", "join", "--history", "2000", "--samples", "3", "--warmup", "50"],
-    "join200k": [
-        "--workload",
-        "join",
-        "--history",
-        "8000",
-        "--samples",
-        "3",
-        "--warmup",
-        "50",
-        "--prefill-del-ratio",
-        "0.45",
-    ],
+    "hot8": "--workload hot --clients 8 --edits 100 --warmup 50".split(),
+    "hot32": "--workload hot --clients 32 --edits 30 --warmup 50".split(),
+    "many": "--workload many --docs 20 --edits 30 --warmup 50".split(),
+    "join20k": "--workload join --history 2000 --samples 3 --warmup 50".split(),
+    "join200k": "--workload join --history 8000 --samples 3 --warmup 50 --prefill-del-ratio 0.45".split(),
 }
 AUTHORS_P95_LIMIT_MS = 100.0
 # The per-connection rate limit protects against runaway clients; loadgen's clients are robots that
@@ -388,115 +368,4 @@ def scaling(b: Bench, processes: int, docs: int = 50, edits: int = 100) -> Resul
     if errors:
         res["error"] = "; ".join(errors)
     _log(f"tandem scale x{processes}: {_brief(res)}")
-    return res
-
-
-def _rss_split(running: Running) -> dict[str, int]:
-    """Resident bytes of the server processes, Redis counted apart from the server itself."""
-    out = {"server": 0, "redis": 0}
-    for pid in running.pids():
-        out["redis" if process_name(pid).startswith("redis") else "server"] += rss_bytes(pid)
-    return out
-
-
-def _hold(b: Bench, server: str, conns: int, docs: int, insert: str) -> Result:
-    running = b.start(server)
-    adapter = str(b.kit / "adapters" / f"{running.adapter}.js")
-    cmd = [
-        "node",
-        str(Path(__file__).with_name("hold.js")),
-        "--adapter",
-        adapter,
-        "--url",
-        running.urls[0],
-        "--conns",
-        str(conns),
-        "--docs",
-        str(docs),
-    ] + (["--insert", insert] if insert else [])
-    holder = subprocess.Popen(cmd, cwd=b.kit, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdin is not None and holder.stdout is not None
-        first = json.loads(holder.stdout.readline() or '{"phase":"none"}')
-        if first.get("phase") != "warm":
-            raise RuntimeError(f"hold.js against {server}: {first}")
-        time.sleep(1.0)
-        base = _rss_split(running)
-        holder.stdin.write("go\n")
-        holder.stdin.flush()
-        held = json.loads(holder.stdout.readline() or '{"phase":"none"}')
-        if held.get("phase") != "held":
-            raise RuntimeError(f"hold.js against {server}: {held}")
-        time.sleep(2.0)
-        after = _rss_split(running)
-        holder.stdin.close()
-        holder.wait(timeout=60)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
-        running.stop()
-    return {"base": base, "held": after, "conns": conns, "docs": docs, "open_s": held.get("open_s")}
-
-
-def memory(b: Bench, server: str, n: int = 1000) -> Result:
-    """RSS growth with n idle connections on one document, and with n documents (one connection each)."""
-    if b.quick:
-        n = 100
-    conns = _hold(b, server, n, 1, "")
-    docs = _hold(b, server, n, n, "hello")
-
-    def grown(r: Result, part: str) -> int:
-        return int(r["held"][part]) - int(r["base"][part])
-
-    per_conn = grown(conns, "server") / n
-    per_doc = grown(docs, "server") / n - per_conn
-    res: Result = {
-        "server": server,
-        "name": "memory",
-        "n": n,
-        "base_rss": conns["base"]["server"],
-        "conns_rss": conns["held"]["server"],
-        "docs_rss": docs["held"]["server"],
-        "bytes_per_conn": round(per_conn),
-        "bytes_per_doc": round(per_doc),
-        "redis_bytes_per_doc": round(grown(docs, "redis") / n),
-        "raw": {"conns": conns, "docs": docs},
-    }
-    _log(
-        f"{server} memory: {res['bytes_per_conn']} B/conn, {res['bytes_per_doc']} B/doc "
-        f"(+{res['redis_bytes_per_doc']} B/doc in Redis)"
-    )
-    return res
-
-
-def transform(b: Bench) -> Result:
-    """The kit's transform-bench.js (ot.js, ot-text-unicode) and scripts/bench_ot.py (Tandem's ot/)."""
-    args = ["--pairs", "2000", "--rounds", "5"] if b.quick else []
-    watch = CpuWatch([])
-    node = subprocess.run(
-        ["node", "transform-bench.js", "--seed", "42", *args],
-        cwd=b.kit,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    js = _parse_last_json(node.stdout)
-    py_script = ROOT / "scripts" / "bench_ot.py"
-    py: Result = {"error": f"{py_script} not found"}
-    if py_script.exists():
-        run = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "python"), str(py_script), "--seed", "42", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        py = (
-            _parse_last_json(run.stdout)
-            if run.returncode == 0
-            else {"error": f"bench_ot.py exited {run.returncode}: {run.stderr.strip()[-500:]}"}
-        )
-    res: Result = {"name": "transform", "js": js, "py": py, "other_cpu_util": watch.other_util()}
-    _log(f"transform: js={js.get('ops_per_s')} py={py}")
     return res

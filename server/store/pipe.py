@@ -21,8 +21,8 @@ from typing import Any
 
 import hiredis
 from redis.asyncio.connection import parse_url
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 Arg = str | bytes | int
 

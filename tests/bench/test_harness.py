@@ -106,3 +106,13 @@ def test_fold_counts_self_and_inclusive_samples() -> None:
     assert own["_commit (server/document.py)"] == 7
     assert incl["run (asyncio/base_events.py)"] == 10
     assert "| 70.0% | `_commit (server/document.py)` |" in spy.top_table(total, own)
+
+
+def test_buckets_sort_samples_by_where_they_sit() -> None:
+    raw = ("Session._write (server/session.py:1);WebSocket.send_text (starlette/websockets.py:2) 6\n"
+           "Document._run (server/document.py:1);Document._commit (server/document.py:2) 3\n"
+           "Runner.run (asyncio/runners.py:118) 1\n")
+    shares = dict(spy.buckets(raw))
+    assert shares["sending frames"] == 60.0
+    assert shares["commit: plan, rebase, hash, Redis call, broadcast to queues"] == 30.0
+    assert shares["event loop itself (uvloop: epoll, socket reads)"] == 10.0

@@ -52,7 +52,18 @@ class Bot:
 
     def troubles(self) -> list[str]:
         """What went wrong for this client: server errors by code, and why edits were lost."""
-        return [f"error {e.code}" for e in self.client.errors] + [f"lost: {r}" for r in self.lost_reasons]
+        found = [f"error {e.code}" for e in self.client.errors] + [f"lost: {r}" for r in self.lost_reasons]
+        runner = self.client._runner  # the driver's connection task: it must never end by itself
+        if runner is not None and runner.done() and not runner.cancelled() and runner.exception():
+            found.append(f"driver stopped: {runner.exception()!r}")
+        return found
+
+    def describe(self) -> str:
+        """The driver's state in a line, for a client that did not settle."""
+        s = self.client.session
+        return (f"{s.client_id}: phase {s.phase}, {type(s.state).__name__}, rev {s.rev}, "
+                f"next seq {s.next_seq}, connections {self.client.connections}, "
+                f"connected {self.client._ws is not None}")
 
     async def run(self) -> None:
         await self.client.connect(timeout=30)

@@ -162,7 +162,7 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
         # Faults end by themselves at the deadline: cancelling one could leave a process down.
         await asyncio.gather(*background)
         seconds = time.monotonic() - counters.started
-        await _drain(editors, config.drain_timeout)
+        stuck = await _drain(editors, config.drain_timeout)
         server_texts = {doc: await http_text(doc) for doc in docs}
     finally:
         for task in background:
@@ -181,7 +181,7 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
         refused=sum(e.refused for e in editors),
         latency_ms={"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99)},
         faults=counters.faults,
-        troubles=dict(Counter(t for e in editors for t in e.bot.troubles())),
+        troubles=dict(Counter([t for e in editors for t in e.bot.troubles()] + stuck)),
         audit=Audit(
             lost=sum(r.lost for r in results), duplicated=sum(r.duplicated for r in results),
             diverged=sum(r.diverged for r in results), garbled=sum(r.garbled for r in results),
@@ -219,7 +219,9 @@ def _cutter(balancer: Balancer, rng: random.Random) -> Fault:
     return cut
 
 
-async def _drain(editors: list[Editor], timeout: float) -> None:
+async def _drain(editors: list[Editor], timeout: float) -> list[str]:
+    """Wait until every edit is acknowledged and every replica is at its document's head;
+    the states of the clients that did not get there in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(e.pending for e in editors):
         await asyncio.sleep(0.05)
@@ -229,5 +231,6 @@ async def _drain(editors: list[Editor], timeout: float) -> None:
         for e in editors:
             by_doc.setdefault(e.doc, set()).add(e.bot.rev)
         if all(len(revs) == 1 for revs in by_doc.values()):
-            return
+            break
         await asyncio.sleep(0.05)
+    return [f"unsettled {e.bot.describe()}" for e in editors if e.pending]

@@ -27,6 +27,23 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         time.sleep(0.05)
 
 
+def resume_answer(url: str, doc: str, rev: int, attempts: int = 20) -> str:
+    """The error a client resuming from `rev` ends up with; `unavailable` (or a close with 1013)
+    only while the process reloads the document."""
+    for _ in range(attempts):
+        try:
+            with Raw(url, doc) as raw:
+                raw.send({"type": "hello", "client": "a", "rev": rev})
+                code = str(raw.error()["code"])
+        except ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1013, e
+            continue
+        if code != "unavailable":
+            return code
+        time.sleep(0.1)
+    return "unavailable"
+
+
 def healthy(server: ServerProcess, expected: bool) -> bool:
     return (server.healthz() == 200) == expected
 
@@ -95,3 +112,28 @@ def test_redis_crash_and_restart_loses_no_acknowledged_op(tmp_path_factory: pyte
             text = document(server.http_url, DOC)["text"]
             assert sorted(text.replace("[", " [").split()) == sorted(acked), text
         assert_verified(d.http_url, DOC)
+
+
+def test_redis_that_comes_back_with_less_history_is_never_hidden(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A failover to a replica that missed the last writes, played by an emptied append-only
+    file: clients holding the lost revisions are told rev_ahead, never quietly rewound."""
+    doc = "amnesia"
+    with Deployment(tmp_path_factory.mktemp("amnesia"), 2) as d:
+        with Raw(d.ws_urls[0], doc) as a:
+            a.hello("a")
+            for i in range(1, 4):
+                submit(a, i, i - 1, f"[a{i}]")
+            d.kill_redis()
+            assert d.redis is not None
+            for aof in d.redis.data_dir.glob("*.aof"):
+                aof.write_bytes(b"")
+            d.restart_redis()
+            a.send({"type": "op", "seq": 4, "base": 3, "ops": [{"type": "Insert", "content": "[a4]"}]})
+            during = answers_while_down(a, 5.0)
+            assert not [m for m in during if m["type"] == "ack"], during
+        for url in d.ws_urls:
+            assert resume_answer(url, doc, 3) == "rev_ahead"
+        for server in d.servers:
+            assert server.healthz() == 200
