@@ -161,10 +161,13 @@ async def post_op(request: Request) -> Response:
         _authorize(request, doc, Role.WRITE)
     except HttpError as e:
         return e.response
-    body = await request.body()
-    if len(body) > settings.max_frame_bytes:
-        return error_response(ErrorCode.TOO_LARGE,
-                              f"body of {len(body)} bytes exceeds {settings.max_frame_bytes}")
+    # Read no more than the limit: a huge body must not be held in memory to be refused.
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_frame_bytes:
+            return error_response(ErrorCode.TOO_LARGE,
+                                  f"body of more than {settings.max_frame_bytes} bytes")
     try:
         message = _submit_decoder.decode(body)
     except msgspec.DecodeError as e:

@@ -87,6 +87,11 @@ class Hub:
             doc.start()
         except BaseException:
             await self.store.unsubscribe(doc.name)
+            # Nobody may join a document that did not open: a session arriving between this
+            # failure and the wake-up of the first waiter would otherwise get it, never started,
+            # and wait for its hello to be answered forever.
+            if self.docs.get(doc.name) is doc:
+                del self.docs[doc.name]
             raise
         finally:
             self._opening.pop(doc.name, None)
@@ -97,8 +102,10 @@ class Hub:
             return
         del self.docs[doc.name]
         self.metrics.set("tandem_open_documents", len(self.docs))
-        await self.store.unsubscribe(doc.name)
         await doc.stop()
+        # A document of the same name opened meanwhile has subscribed: keep its subscription.
+        if doc.name not in self.docs:
+            await self.store.unsubscribe(doc.name)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coro)

@@ -1,6 +1,6 @@
 """Tandem against ShareDB on the peer kit's workloads, back to back on this machine.
 
-    scripts/bench/run                       # the full table (about 15 minutes on 2 cores)
+    scripts/bench/run                       # the full table (about 10 minutes on 2 cores)
     scripts/bench/run --quick               # small sizes: checks the harness end to end in ~2 minutes
     scripts/bench/run --only hot32 --reps 3 # some workloads, medians of 3
     scripts/bench/run --report bench-results/2026-...jsonl   # print the table of an earlier run
@@ -65,6 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--memory-n", type=int, default=1000, help="connections / documents of the memory run")
     p.add_argument("--tandem-arg", action="append", default=[], help="extra argument to `tandem serve`")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="first wait up to this long for the rest of the machine to go quiet",
+    )
     p.add_argument("--report", type=Path, help="print the table of an earlier .jsonl and exit")
     p.add_argument(
         "--profile",
@@ -105,9 +112,10 @@ def header(args: argparse.Namespace, idle: float, stamp: str) -> list[str]:
     dirty = (
         " (with uncommitted changes)" if _cmd(["git", "status", "--porcelain", "--", "server", "ot"]) else ""
     )
+    when = f"{stamp[:10]} {stamp[11:].replace('-', ':')} UTC"
+    commit = _cmd(["git", "rev-parse", "--short", "HEAD"])
     lines = [
-        f"Run {stamp} UTC on {machine()}; Tandem at commit {_cmd(['git', 'rev-parse', '--short', 'HEAD'])}"
-        f"{dirty}.",
+        f"Run {when} on {machine()}; Tandem at commit {commit}{dirty}.",
         "",
         f"Command: `scripts/bench/run {' '.join(sys.argv[1:])}`. "
         "Servers back to back, a fresh server per run; "
@@ -139,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir()
     raw_path = args.out / f"{stamp}.jsonl"
     idle = idle_other_cpu()
+    deadline = time.monotonic() + args.wait_quiet
+    while idle > BUSY_LIMIT and time.monotonic() < deadline:
+        print(f"[bench] others use {idle:.2f} cores; waiting for a quiet machine", file=sys.stderr)
+        idle = idle_other_cpu(5.0)
     print(
         f"[bench] other CPU before the run: {idle:.3f} cores"
         + (" (busy machine: debugging figures only)" if idle > BUSY_LIMIT else ""),

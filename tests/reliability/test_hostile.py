@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,7 +141,7 @@ def test_arbitrary_frames_get_an_error_or_4400(
 # None of these is a valid seq, length or future-free base (the document is at rev 1).
 hostile_ints = st.one_of(
     st.sampled_from([-1, -(2**63), 2**64, 10**30, 10**400, 1.5, -0.5, 1e300]),
-    st.text(max_size=3), st.none(), st.booleans(), st.lists(st.integers(), max_size=2),
+    st.text(max_size=3), st.none(), st.booleans(), st.lists(st.integers(), min_size=1, max_size=2),
 )
 lengths = st.one_of(st.sampled_from([0, len(SEED_TEXT) + 1, 2**53]), hostile_ints)
 bad_components = st.one_of(
@@ -318,3 +321,47 @@ def test_presence_and_fetch_floods_are_limited(server: ServerProcess, watcher: R
         assert limited > 0, f"{burst} x {flood['type']} in a burst were all accepted"
     assert watcher.alive()
     assert_untouched(server)
+
+
+def http_request(url: str, body: bytes | None = None) -> int:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+submit_fields = st.fixed_dictionaries({}, optional={
+    "client": st.one_of(st.just("http"), st.text(max_size=70), hostile_ints),
+    "seq": st.one_of(st.just(1), hostile_ints),
+    "base": st.one_of(st.just(1), hostile_ints, st.integers(2, 2**53)),
+    "ops": st.one_of(st.lists(bad_components, min_size=1, max_size=3), hostile_ints),
+})
+
+
+@examples
+@given(body=st.one_of(st.binary(max_size=64), submit_fields.map(lambda d: json.dumps(d).encode())))
+def test_hostile_http_submits_get_4xx(server: ServerProcess, body: bytes) -> None:
+    status = http_request(f"{server.http_url}/docs/{DOC}/ops", body)
+    assert 400 <= status < 500, (body, status)
+    assert_untouched(server)
+
+
+def test_http_body_over_the_limit_is_413(server: ServerProcess) -> None:
+    assert http_request(f"{server.http_url}/docs/{DOC}/ops", b"x" * (FRAME_LIMIT * 8)) == 413
+    assert_untouched(server)
+
+
+@examples
+@given(
+    path=st.sampled_from(["/docs/calm?rev=", "/docs/calm/ops?from=", "/docs/calm/ops?from=1&to="]),
+    value=st.one_of(st.integers(-(2**70), 2**70).map(str), st.text(max_size=12), st.just("9" * 5000)),
+)
+def test_hostile_query_parameters_never_break_the_server(
+    server: ServerProcess, path: str, value: str
+) -> None:
+    status = http_request(server.http_url + path + urllib.parse.quote(value))
+    assert status < 500, (path, value, status)
+    assert server.healthz() == 200

@@ -51,7 +51,7 @@ def test_kill_9_of_a_server_process_under_load(deployment: Deployment) -> None:
         await asyncio.to_thread(server.start)
         return "killed"
 
-    config = LoadConfig(clients=8, docs=2, duration=6.0, rate=15, seed=11)
+    config = LoadConfig(clients=8, docs=2, duration=6.0, rate=15, seed=11, drain_timeout=30)
     report = run(deployment, config, {"server kill -9": (1.5, kill_one)})
     assert report.faults.get("server kill -9", 0) >= 2, report.faults
 
@@ -63,12 +63,12 @@ def test_redis_kill_and_restart_under_load(deployment: Deployment) -> None:
         await asyncio.to_thread(deployment.restart_redis)
         return "killed"
 
-    config = LoadConfig(clients=8, docs=2, duration=6.0, rate=15, seed=12)
+    config = LoadConfig(clients=8, docs=2, duration=6.0, rate=15, seed=12, drain_timeout=30)
     report = run(deployment, config, {"redis kill -9": (2.0, kill_redis)})
     assert report.faults.get("redis kill -9", 0) >= 1, report.faults
 
 
 def test_random_connection_cuts_under_load(deployment: Deployment) -> None:
-    config = LoadConfig(clients=8, docs=2, duration=5.0, rate=15, seed=13, cut_every=0.1)
+    config = LoadConfig(clients=8, docs=2, duration=5.0, rate=15, seed=13, cut_every=0.1, drain_timeout=30)
     report = run(deployment, config)
     assert report.faults.get("connection cut", 0) >= 20, report.faults
