@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load and fault run: N clients editing D documents, then an audit of every acknowledged edit.
 
     .venv/bin/python scripts/loadtest.py --clients 32 --docs 4 --duration 30 --kill-server-every 5

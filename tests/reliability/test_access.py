@@ -55,6 +55,9 @@ def test_reader_receives_ops_but_cannot_commit(server: ServerProcess) -> None:
         writer.until("ack")
         seen = reader.until("op")
         assert (seen["client"], seen["rev"]) == ("w2", 1)
+        writer.send({"type": "presence", "cursor": {"anchor": 1, "head": 1}})
+        cursor = reader.until("presence")
+        assert (cursor["client"], cursor["cursor"]) == ("w2", {"anchor": 1, "head": 1})
         assert reader.alive()
     status, body = http_get(f"{server.http_url}/docs/{doc}?token={token(doc, Role.READ)}")
     assert status == 200 and json.loads(body)["text"] == "y"

@@ -138,6 +138,25 @@ def metric(http_url: str, name: str) -> float:
     raise AssertionError(f"/metrics has no {name}")
 
 
+def _pubsub_clients(url: str) -> set[int]:
+    with redis.Redis.from_url(url) as r:
+        return {int(c["id"]) for c in r.client_list(_type="pubsub")}
+
+
+def wait_resubscribed(url: str, doc: str, killed: set[int], timeout: float = 20.0) -> None:
+    """Until both processes listen again on new connections, and the same ones a second later
+    (a connection reopened by the client library alone is closed by the listener soon after)."""
+    deadline = time.monotonic() + timeout
+    previous: set[int] = set()
+    while True:
+        assert time.monotonic() < deadline, "the processes never subscribed again"
+        current = _pubsub_clients(url) - killed
+        if len(current) == 2 and current == previous and _subscribers(url, doc) == 2:
+            return
+        previous = current
+        time.sleep(1.0 if len(current) == 2 else 0.05)
+
+
 def _subscribers(url: str, doc: str) -> int:
     with redis.Redis.from_url(url) as r:
         return int(r.pubsub_numsub(f"tandem:{{{doc}}}:events")[0][1])
@@ -153,16 +172,14 @@ def test_lost_notification_is_repaired_from_the_log(deployment: Deployment) -> N
         while _subscribers(deployment.redis_url, doc) < 2:
             assert time.monotonic() < wait_subscribed, "both processes never subscribed"
             time.sleep(0.02)
+        killed = _pubsub_clients(deployment.redis_url)
         with redis.Redis.from_url(deployment.redis_url) as r:
             assert r.client_kill_filter(_type="pubsub") >= 2
         # Published while no process listens: this notification is lost for good.
         writer.send({"type": "op", "seq": 1, "base": 0, "ops": insert_at_end("", "[lost]")})
         writer.until("ack")
         # The processes notice the dropped connection and subscribe anew after a pause.
-        time.sleep(1.5)
-        while _subscribers(deployment.redis_url, doc) < 2:
-            assert time.monotonic() < wait_subscribed + 10, "the processes never subscribed again"
-            time.sleep(0.02)
+        wait_resubscribed(deployment.redis_url, doc, killed)
         writer.send({"type": "op", "seq": 2, "base": 1, "ops": insert_at_end("[lost]", "[heard]")})
         writer.until("ack")
         first, second = reader.until("op"), reader.until("op")
@@ -171,7 +188,6 @@ def test_lost_notification_is_repaired_from_the_log(deployment: Deployment) -> N
     assert metric(deployment.servers[1].http_url, "tandem_gap_repairs_total") >= 1
     assert document(deployment.http_url, doc)["text"] == "[lost][heard]"
     assert_verified(deployment.http_url, doc)
-
 
 
 def test_repeated_submission_in_one_group_keeps_history_straight(deployment: Deployment) -> None:
