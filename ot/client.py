@@ -22,6 +22,10 @@ Rules (as h11 keeps its state module):
    holds is ignored; one that skips a revision is dropped and the gap fetched.
 6. The own uncommitted op wins insert ties against incoming committed ops (it will
    be committed later), the tie rule of the contract.
+7. The own cursor is shared only while no op is in flight, with the revision its
+   text is the server's at (``presence.rev``); one set meanwhile waits for the ack
+   (the latest wins). Every cursor moves through an op as its owner's own client
+   moves it: an insert exactly at a cursor pushes it only if the op is the owner's.
 
 The states::
 
@@ -262,8 +266,9 @@ class ClientSession:
         self.remote_cursors: dict[str, Peer] = {}
         self._reload = False
         self._requested = 0  # the highest revision asked for by a fetch on this connection
-        self._history: deque[tuple[int, Operation]] = deque(maxlen=PRESENCE_HISTORY)
+        self._history: deque[tuple[int, str, Operation]] = deque(maxlen=PRESENCE_HISTORY)  # rev, author, op
         self._early: dict[str, PresenceUpdate] = {}
+        self._presence_held = False  # the cursor was set with an op in flight: shared after its ack
 
     @property
     def outstanding(self) -> Outstanding | None:
@@ -323,18 +328,18 @@ class ClientSession:
             self.next_seq += 1
             if live:
                 effects.append(Send(new.message()))
-        self._move_cursors(op, own=True)
+        self._move_cursors(op, self.client_id)
         return effects
 
     def set_cursor(self, cursor: Cursor | None) -> list[Effect]:
-        """Set the own cursor (local text coordinates) and share it when live."""
+        """Set the own cursor (local text coordinates); shared when live, after the ack of an op in flight."""
         n = len(self.text)
         if cursor is not None and not (0 <= cursor.anchor <= n and 0 <= cursor.head <= n):
             raise InvalidCursor(f"cursor {cursor.anchor}..{cursor.head} is outside a text of {n} code points")
         self.cursor = cursor
         if self.phase is not Phase.LIVE:
-            return []
-        return [Send(Presence(cursor=cursor, user=self.user))]
+            return []  # shared at ready
+        return self._share_cursor()
 
     # ------------------------------------------------------------ server input
 
@@ -381,7 +386,7 @@ class ClientSession:
         self._history.clear()
         if replace:
             effects.append(TextChanged(replace))
-            self._move_cursors(replace, own=False)
+            self._move_cursors(replace, None)
         return effects
 
     def _on_ready(self, msg: Ready) -> list[Effect]:
@@ -396,8 +401,9 @@ class ClientSession:
                 o = Outstanding(o.seq, self.rev, o.ops, o.ops)
                 self.state = _with_outstanding(self.state, o)
             effects.append(Send(o.message()))
+        self._presence_held = False
         if self.cursor is not None:
-            effects.append(Send(Presence(cursor=self.cursor, user=self.user)))
+            effects += self._share_cursor()
         return effects
 
     def _on_committed(self, msg: CommittedOp) -> list[Effect]:
@@ -421,8 +427,8 @@ class ClientSession:
         except InvalidOperation as e:
             return self._diverged(msg.rev, f"the committed op does not fit the replica: {e}")
         self.text, self.rev, self.hash = text, msg.rev, msg.hash
-        self._history.append((msg.rev, msg.ops))
-        self._move_cursors(op, own=False)
+        self._history.append((msg.rev, msg.client, msg.ops))
+        self._move_cursors(op, msg.client)
         effects: list[Effect] = [TextChanged(op)] if op else []
         return effects + self._release_presence()
 
@@ -441,7 +447,7 @@ class ClientSession:
         if self.verify and next_hash(self.hash, msg.rev, self.client_id, msg.seq, o.ops) != msg.hash:
             return self._diverged(msg.rev, "the ack's hash does not match the op in flight")
         self.rev, self.hash = msg.rev, msg.hash
-        self._history.append((msg.rev, o.ops))
+        self._history.append((msg.rev, self.client_id, o.ops))
         return self._resolve(msg.seq, msg.rev) + self._release_presence()
 
     def _resolve(self, seq: int, rev: int) -> list[Effect]:
@@ -455,6 +461,8 @@ class ClientSession:
             self.next_seq += 1
             if new.sent:
                 effects.append(Send(new.message()))
+        elif self._presence_held and self.phase is Phase.LIVE:
+            effects += self._share_cursor()
         return effects
 
     def _on_error(self, msg: Error) -> list[Effect]:
@@ -503,6 +511,14 @@ class ClientSession:
 
     # ------------------------------------------------------------ presence
 
+    def _share_cursor(self) -> list[Effect]:
+        """Send the own cursor if the local text is the server's at ``rev``; else hold it for the ack."""
+        if self.outstanding is not None:
+            self._presence_held = True
+            return []
+        self._presence_held = False
+        return [Send(Presence(cursor=self.cursor, user=self.user, rev=self.rev))]
+
     def _on_presence(self, msg: PresenceUpdate) -> list[Effect]:
         if msg.client == self.client_id:
             return []
@@ -518,9 +534,9 @@ class ClientSession:
     def _place(self, msg: PresenceUpdate) -> list[Effect]:
         assert msg.cursor is not None and self.rev is not None
         cursor = msg.cursor
-        for rev, op in self._history:
+        for rev, author, op in self._history:
             if rev > msg.rev:
-                cursor = transform_cursor(cursor, op)
+                cursor = transform_cursor(cursor, op, author == msg.client)
         o, buffer = _pending(self.state)
         if o is not None and not isinstance(self.state, AwaitingResolution):
             cursor = transform_cursor(cursor, o.ops)
@@ -538,11 +554,12 @@ class ClientSession:
                 effects += self._place(msg)
         return effects
 
-    def _move_cursors(self, op: Operation, own: bool) -> None:
+    def _move_cursors(self, op: Operation, author: str | None) -> None:
+        """Move every cursor through ``op`` of ``author`` (None: a snapshot's replacement), rule 7."""
         for client, peer in self.remote_cursors.items():
-            self.remote_cursors[client] = Peer(transform_cursor(peer.cursor, op), peer.user)
+            self.remote_cursors[client] = Peer(transform_cursor(peer.cursor, op, client == author), peer.user)
         if self.cursor is not None:
-            self.cursor = transform_cursor(self.cursor, op, own)
+            self.cursor = transform_cursor(self.cursor, op, author == self.client_id)
 
 
 def _with_outstanding(state: State, o: Outstanding) -> State:

@@ -69,8 +69,14 @@ class Fetch(_ClientMessage, frozen=True, tag="fetch", rename={"from_": "from"}):
 
 
 class Presence(_ClientMessage, frozen=True, tag="presence"):
+    """``cursor`` in the sender's text at revision ``rev``, which it held with no op in flight.
+
+    Without ``rev`` (older clients) the server takes the last revision it wrote to the connection.
+    """
+
     cursor: Cursor | None
     user: User | None = None
+    rev: Rev | None = None
 
 
 class Ping(_ClientMessage, frozen=True, tag="ping"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import socket
 import sys
 from collections.abc import Sequence
@@ -83,11 +84,23 @@ def serve(argv: Sequence[str]) -> int:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
+    if args.log_level != "debug":
+        logging.getLogger("uvicorn.error").addFilter(_per_connection_lines)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C once it has shut down cleanly
     return 0
+
+
+def _per_connection_lines(record: logging.LogRecord) -> bool:
+    """Drop the two INFO lines uvicorn writes for every WebSocket ("[accepted]", "connection
+    open"): noise with thousands of clients, and ~0.2-0.4 ms of every join in the benchmark
+    (docs/performance.md). `--log-level debug` keeps them."""
+    if record.levelno != logging.INFO:
+        return True
+    msg = str(record.msg)
+    return not (msg in ("connection open", "connection closed") or msg.startswith('%s - "WebSocket %s"'))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

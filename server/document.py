@@ -6,7 +6,9 @@ joins, fetches, presence and periodic head checks. No locks are needed inside a 
 between processes the commit in Redis is the arbiter.
 
 Each committed op is encoded once and the same text goes to every receiver; the
-submitter gets an `ack` at the same point in the revision order.
+submitter gets an `ack` at the same point in the revision order. That holds for an op
+learned from the log too (committed by another process, or by a call whose reply was lost):
+a submission of it still waiting here is answered by that revision's ack, never by the op.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ot.cursor import Cursor, transform_cursor
+from ot.errors import InvalidOperation
+from ot.integrity import next_hash
 from ot.operation import Operation, apply
 from ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.base import HistoryGone, OpStore, StoredOp, encode
-from server.submit import BatchCommit, HeadBehind, Planned, RetriesExhausted, Submission
+from server.submit import BatchCommit, HeadBehind, RetriesExhausted, Submission, split_repeats
 
 log = logging.getLogger("tandem.document")
 
@@ -110,6 +114,8 @@ class Document:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.users = 0  # sessions and requests holding the document open
+        # Submissions not answered yet, by (client, seq): the log may answer them first.
+        self.waiting: dict[tuple[str, int], list[Submission]] = {}
 
     # -- loading and the task ------------------------------------------------------------
 
@@ -133,9 +139,29 @@ class Document:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        # Nobody is left waiting: an HTTP submit gets 503, a hello its error. A submission cut
+        # off in the middle of its commit may have been committed: resubmitting it is safe.
+        message = "the server is shutting down; resubmit (an op already committed is acknowledged)"
+        pending = [s for subs in self.waiting.values() for s in subs]
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if isinstance(event, Join):
+                self._fail([], ErrorCode.UNAVAILABLE, message, event)
+        self._fail(pending, ErrorCode.UNAVAILABLE, message)
 
     def put(self, event: Event) -> None:
+        if isinstance(event, Submission):
+            key = (event.client, event.seq)
+            self.waiting.setdefault(key, []).append(event)
+            event.result.add_done_callback(lambda _: self._answered(key))
         self.queue.put_nowait(event)
+
+    def _answered(self, key: tuple[str, int]) -> None:
+        subs = [s for s in self.waiting.get(key, ()) if not s.result.done()]
+        if subs:
+            self.waiting[key] = subs
+        else:
+            self.waiting.pop(key, None)
 
     async def _run(self) -> None:
         while True:
@@ -187,6 +213,11 @@ class Document:
               event: Event | None = None) -> None:
         if isinstance(event, Join) and not event.done.done():
             event.done.set_result(Error(code=code, message=message))
+        if isinstance(event, FetchRequest):  # the fetch is answered, never silently dropped
+            self.metrics.inc("tandem_errors_total", label=code)
+            event.sub.deliver(text_of(Error(code=code, message=message)))
+            if code == ErrorCode.UNAVAILABLE:
+                event.sub.unavailable()
         for sub in batch:
             if sub.result.done():
                 continue
@@ -216,6 +247,15 @@ class Document:
     # -- commits -------------------------------------------------------------------------
 
     async def _commit(self, batch: list[Submission]) -> None:
+        # A repeated (client, seq) waits for the next round, which starts from the head the
+        # round before advanced (and acked): the log then answers it, as an ack.
+        while batch:
+            now, batch = split_repeats(batch)
+            await self._commit_round([s for s in now if not s.result.done()])
+
+    async def _commit_round(self, batch: list[Submission]) -> None:
+        if not batch:
+            return
         commit = BatchCommit(
             self, self.store,
             max_doc_length=self.settings.max_doc_length,
@@ -233,16 +273,10 @@ class Document:
             self.metrics.inc("tandem_commits_total")
             self.metrics.inc("tandem_ops_committed_total", len(planned))
         for p in planned:
-            if p.stored.op.rev > self.rev:
-                self._advance(p.stored, p.text, p)
-            else:
-                # A later round of this group (a repeated seq waits for one) found the head
-                # moved and read this op back from the log, which sent it to every session as
-                # an op, its submitter included; advancing again would put it twice in the window.
-                op = p.stored.op
-                if not p.submission.result.done():
-                    p.submission.result.set_result(Ack(seq=op.seq, rev=op.rev, hash=op.hash))
+            self._advance(p.stored, p.text)
         for sub, answer in commit.duplicates + commit.refused:
+            if sub.result.done():  # answered by the log meanwhile (a catch-up found its op)
+                continue
             if isinstance(answer, Ack):
                 self.metrics.inc("tandem_duplicates_total")
             else:
@@ -251,21 +285,27 @@ class Document:
             if sub.origin is not None:
                 sub.origin.deliver(text_of(answer))
 
-    def _advance(self, stored: StoredOp, text: str, planned: Planned | None = None) -> None:
-        """Make ``stored`` the head and send it: an ack to its submitter, the op to the others."""
-        self.rev, self.hash, self.text = stored.op.rev, stored.op.hash, text
+    def _advance(self, stored: StoredOp, text: str) -> None:
+        """Make ``stored`` the head and send it: the op to every session, except that each
+        submission of it still waiting (planned here, or a resubmission of an op committed by
+        another process or by a call whose reply was lost) is answered by an ack instead."""
+        op = stored.op
+        self.rev, self.hash, self.text = op.rev, op.hash, text
         self.window.append(stored)
-        origin = planned.submission.origin if planned is not None else None
+        submitters = [s for s in self.waiting.pop((op.client, op.seq), ()) if not s.result.done()]
+        origins = {id(s.origin) for s in submitters if s.origin is not None}
         frame = stored.frame.decode()
         for sub in self.subscribers:
             sub.rev = self.rev
-            if sub is not origin:
+            if id(sub) not in origins:
                 sub.deliver(frame)
-        if planned is not None:
-            ack = Ack(seq=stored.op.seq, rev=stored.op.rev, hash=stored.op.hash)
-            planned.submission.result.set_result(ack)
-            if origin is not None:
-                origin.deliver(text_of(ack))
+        if submitters:
+            ack = Ack(seq=op.seq, rev=op.rev, hash=op.hash)
+            ack_text = text_of(ack)
+            for s in submitters:
+                s.result.set_result(ack)
+                if s.origin is not None:
+                    s.origin.deliver(ack_text)
 
     # -- ops of other processes ----------------------------------------------------------
 
@@ -275,7 +315,7 @@ class Document:
             return  # ours, or already read from the log
         if stored.op.rev == self.rev + 1:
             self.metrics.inc("tandem_remote_ops_total")
-            self._advance(stored, apply(self.text, stored.op.ops))
+            self._advance(stored, self._applied(stored))
             return
         self.metrics.inc("tandem_gap_repairs_total")
         await self.catch_up()
@@ -286,13 +326,32 @@ class Document:
         if head.rev < self.rev:
             raise HeadBehind(f"{self.name}: the log is at revision {head.rev} but revision {self.rev} "
                              "was committed: the op log lost data")
+        if head.rev == self.rev and head.hash != self.hash:
+            raise HeadBehind(f"{self.name}: the log's revision {head.rev} is not the one held here: "
+                             "the op log lost data and took other ops")
         while self.rev < head.rev:
             ops = await self.store.ops(self.name, self.rev + 1, head.rev)
             if not ops or ops[0].op.rev != self.rev + 1:
                 raise HistoryGone(f"{self.name}: the log lacks revision {self.rev + 1}")
             for stored in ops:
                 self.metrics.inc("tandem_remote_ops_total")
-                self._advance(stored, apply(self.text, stored.op.ops))
+                self._advance(stored, self._applied(stored))
+
+    def _applied(self, stored: StoredOp) -> str:
+        """The text after ``stored``, an op learned from the log, checked to follow the head held.
+
+        A log that lost data and took other ops (Redis back from an older or empty data set
+        while other processes committed) is never adopted silently, nor built on.
+        """
+        op = stored.op
+        if op.rev != self.rev + 1 or next_hash(self.hash, op.rev, op.client, op.seq, op.ops) != op.hash:
+            raise HeadBehind(f"{self.name}: revision {op.rev} in the log does not follow revision "
+                             f"{self.rev} held here: the op log lost data")
+        try:
+            return apply(self.text, op.ops)
+        except InvalidOperation as e:
+            raise HeadBehind(f"{self.name}: revision {op.rev} in the log does not fit the text "
+                             f"held here: {e}") from None
 
     async def ops_after(self, base: int) -> list[Operation]:
         return [s.op.ops for s in await self._stored_after(base)]
@@ -328,10 +387,13 @@ class Document:
                 replay = await self._stored_after(join.rev)
             except HistoryGone:
                 replay = None
+        # sub.rev is set before each delivery: a presence without rev refers to the last one written
         if replay is None:
+            sub.rev = self.rev
             sub.deliver(text_of(Snapshot(rev=self.rev, text=self.text, hash=self.hash)))
         else:
             for stored in replay:
+                sub.rev = stored.op.rev
                 sub.deliver(stored.frame.decode())
         sub.rev = self.rev
         sub.deliver(text_of(Ready(rev=self.rev)))
@@ -366,6 +428,22 @@ class Document:
 
     def _presence(self, event: PresenceIn) -> None:
         update = event.update
+        if not event.remote:
+            if update.rev > self.rev:
+                if event.sub is not None:
+                    self.metrics.inc("tandem_errors_total", label=ErrorCode.BAD_MESSAGE)
+                    event.sub.deliver(text_of(Error(
+                        code=ErrorCode.BAD_MESSAGE,
+                        message=f"presence at revision {update.rev} is past the head {self.rev} of "
+                        f"{self.name!r}: a cursor refers to a revision the client holds")))
+                return
+            if update.cursor is not None:
+                # relayed at the head, which every receiver reaches before this message; a cursor
+                # older than the window cannot be moved there and is dropped (the next one will do)
+                moved = self._presence_at_head(update)
+                if moved is None:
+                    return
+                update = moved
         if update.cursor is None:
             self.presence.pop(update.client, None)
         else:
@@ -381,6 +459,11 @@ class Document:
                 sub.deliver(text)
 
     def _presence_at_head(self, update: PresenceUpdate) -> PresenceUpdate | None:
+        """``update`` moved to the head, or None when the window no longer holds its revision.
+
+        A cursor moves through an op as its owner's client moves it (ot/client.py, rule 7): an
+        insert exactly at the cursor pushes it only when the op is the cursor owner's own.
+        """
         if update.cursor is None or update.rev > self.rev:
             return None
         if not self.window or self.window[0].op.rev > update.rev + 1:

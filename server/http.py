@@ -9,8 +9,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
+from ot.errors import InvalidOperation
 from ot.integrity import next_hash
-from ot.operation import Operation
+from ot.operation import Operation, apply
 from ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
 from server.auth import AuthError, Role, authorize
 from server.hub import Hub
@@ -185,6 +186,11 @@ async def post_op(request: Request) -> Response:
         submission = Submission(message.client, message.seq, message.base, ops)
         document.put(submission)
         result = await asyncio.shield(submission.result)
+    except asyncio.CancelledError:
+        # Only a server shutting down cancels a request here (after its grace period): answer
+        # instead of dropping the connection. The op may have been committed; a resubmit is safe.
+        return error_response(ErrorCode.UNAVAILABLE, "the server is shutting down; resubmit "
+                              "(an op already committed is acknowledged)", message.seq)
     finally:
         hub.release(document)
     if isinstance(result, Ack):
@@ -193,7 +199,8 @@ async def post_op(request: Request) -> Response:
 
 
 async def verify(request: Request) -> Response:
-    """Recompute the integrity chain over the stored log, from genesis or the oldest snapshot kept."""
+    """Recompute the integrity chain over the stored log, from genesis or the oldest snapshot kept,
+    and apply every op to the text: an op that does not fit the text before it is reported too."""
     doc = request.path_params["doc"]
     try:
         _authorize(request, doc, Role.READ)
@@ -206,7 +213,7 @@ async def verify(request: Request) -> Response:
     if start.rev != first - 1:
         return json_response(Verification(doc, head.rev, False, first, first,
                                           f"revisions {start.rev + 1}..{first - 1} are gone from the log"))
-    prev, rev = start.hash, start.rev
+    prev, rev, text = start.hash, start.rev, start.text
     while rev < head.rev:
         page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE))
         for stored in page:
@@ -219,6 +226,11 @@ async def verify(request: Request) -> Response:
             if prev != op.hash:
                 return json_response(Verification(doc, head.rev, False, rev, start.rev,
                                                   f"revision {rev}: stored hash does not match its record"))
+            try:
+                text = apply(text, op.ops)
+            except InvalidOperation as e:
+                return json_response(Verification(doc, head.rev, False, rev, start.rev,
+                                                  f"revision {rev} does not fit the text before it: {e}"))
         if not page:
             return json_response(Verification(doc, head.rev, False, rev + 1, start.rev,
                                               f"revision {rev + 1} is missing from the log"))

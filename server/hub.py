@@ -35,7 +35,7 @@ class Hub:
         self.metrics = metrics
         self.process_id = secrets.token_hex(6).encode()
         self.store = RedisOpStore(redis_url, listener=self._on_message, log_retention=settings.log_retention,
-                                  cluster=settings.redis_cluster)
+                                  cluster=settings.redis_cluster, timeout=settings.redis_timeout)
         self.docs: dict[str, Document] = {}
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[object]] = set()

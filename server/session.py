@@ -92,10 +92,11 @@ class Session:
         self.metrics = metrics
         self.doc_name: str = websocket.path_params.get("doc", "")
         self.client = ""
-        self.rev = 0
+        self.rev = 0  # the revision of the last op or ack queued to this connection (set by the document)
+        self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
         self.role = Role.READ
         self.doc: Document | None = None
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[tuple[str, int]] = deque()  # a message and self.rev when it was queued
         self.wake = asyncio.Event()
         self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
         self.last_send = 0.0
@@ -115,7 +116,7 @@ class Session:
             self.metrics.inc("tandem_slow_receivers_total")
             self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
             return
-        self.outbox.append(text)
+        self.outbox.append((text, self.rev))
         if not text.startswith(_OP_FRAME):  # an ack, error, snapshot, ...: send at once
             self.wake.set()
         elif self.hold is None:
@@ -220,8 +221,11 @@ class Session:
                            f"{type(message).__name__.lower()} messages per second on this connection")
             case Fetch():
                 self.doc.put(FetchRequest(self, message))
-            case Presence(cursor, user):
-                update = PresenceUpdate(client=self.client, rev=self.rev, cursor=cursor, user=user)
+            case Presence(cursor, user, rev):
+                # the text the cursor is in: the revision the client names, or else the last one it
+                # was sent (not merely queued: an op held in the outbox has not reached it)
+                stamp = self.sent_rev if rev is None else rev
+                update = PresenceUpdate(client=self.client, rev=stamp, cursor=cursor, user=user)
                 self.doc.put(PresenceIn(self, update, remote=False))
 
     async def _hello(self, hello: Hello) -> None:
@@ -286,12 +290,15 @@ class Session:
                     self.hold.cancel()
                     self.hold = None
                 if len(self.outbox) == 1:
-                    text = self.outbox.popleft()
+                    text, rev = self.outbox.popleft()
                     count = 1
                 else:
                     count = min(len(self.outbox), MAX_BATCH)
-                    text = "[" + ",".join(self.outbox.popleft() for _ in range(count)) + "]"
+                    items = [self.outbox.popleft() for _ in range(count)]
+                    text = "[" + ",".join(t for t, _ in items) + "]"
+                    rev = items[-1][1]
                 await send(text)
+                self.sent_rev = rev
                 self.last_send = loop.time()
                 self.metrics.inc("tandem_frames_sent_total")
                 self.metrics.inc("tandem_messages_sent_total", count)

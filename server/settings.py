@@ -37,6 +37,9 @@ class Settings:
     log_retention: int = 0
     send_queue_limit: int = 10_000
     head_check_seconds: float = 2.0
+    # A Redis that stops answering (stopped, or behind a network blackhole) fails a call after
+    # this long: the client is told `unavailable` instead of waiting for as long as Redis is silent.
+    redis_timeout: float = 5.0
     max_commit_retries: int = 20
     secret: str | None = None
     allowed_origins: tuple[str, ...] = ()
@@ -49,8 +52,8 @@ class Settings:
                      "send_queue_limit", "max_commit_retries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.ops_per_second <= 0 or self.head_check_seconds <= 0:
-            raise ValueError("ops_per_second and head_check_seconds must be positive")
+        if self.ops_per_second <= 0 or self.head_check_seconds <= 0 or self.redis_timeout <= 0:
+            raise ValueError("ops_per_second, head_check_seconds and redis_timeout must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.log_retention < 0:
@@ -72,6 +75,7 @@ FIELDS: dict[str, str] = {
     "log_retention": "keep this many revisions of log before the latest snapshot (0: keep all)",
     "send_queue_limit": "messages queued for one slow receiver before it is disconnected",
     "head_check_seconds": "how often open documents re-read their head from Redis",
+    "redis_timeout": "seconds without a reply from Redis before an op is answered unavailable",
     "max_commit_retries": "retries of a commit that lost a race with another process",
     "secret": "HS256 secret for access tokens; unset: every client may write",
     "allowed_origins": "comma-separated browser origins allowed to open WebSockets (empty: any)",

@@ -9,7 +9,8 @@ The path of a group of ops queued on one document (ShareDB's SubmitRequest, for 
    plan again) or ``duplicate`` (that (client, seq) is already committed: answer it with
    its original revision, plan the rest again). Retries after ``moved`` are capped.
 
-Nothing is acknowledged before Redis holds it.
+Nothing is acknowledged before Redis holds it. A submission may be answered while it waits
+(the document learned its (client, seq) from the log): it is then left out of the plan.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class RetriesExhausted(Exception):
     pass
 
 
+class _Behind(Exception):
+    """Planning needs revisions this process has not heard of yet: catch up, then plan again."""
+
+
 class HeadBehind(Exception):
     """The log's head is below the revision this process holds: Redis lost acknowledged ops."""
 
@@ -135,21 +140,21 @@ class BatchCommit:
         self.refused: list[tuple[Submission, Error]] = []
         self.duplicates: list[tuple[Submission, Ack | Error]] = []
 
-    async def run(self, batch: list[Submission]) -> list[Planned]:
+    async def run(self, pending: list[Submission]) -> list[Planned]:
         """Commit what can be committed; refusals and duplicates are collected on self.
 
-        A (client, seq) repeated within the batch waits for the next round, where the
-        store's dedupe answers it: the script only compares with seqs already committed.
+        ``pending`` holds no (client, seq) twice (see `split_repeats`): the script compares
+        each op only with the seqs committed before the call.
         """
-        committed: list[Planned] = []
-        while batch:
-            now, batch = split_repeats(batch)
-            committed += await self._run_round(now)
-        return committed
-
-    async def _run_round(self, pending: list[Submission]) -> list[Planned]:
+        caught_up = False
         while pending:
-            planned = await self._plan_all(pending)
+            try:
+                planned = await self._plan_all(pending, caught_up)
+            except _Behind:
+                await self._catch_up()
+                caught_up = True
+                pending = self._unanswered(pending)
+                continue
             if not planned:
                 return []
             result = await self.store.commit(
@@ -162,13 +167,9 @@ class BatchCommit:
                 if result.head.rev < self.doc.rev:
                     raise HeadBehind(f"{self.doc.name}: the log is at revision {result.head.rev} but "
                                      f"revision {self.doc.rev} was committed: the op log lost data")
-                self.retries += 1
-                if self.retries > self.max_retries:
-                    raise RetriesExhausted(
-                        f"{self.doc.name}: the head moved {self.retries} times during one commit"
-                    )
-                await self.doc.catch_up()
-                pending = [p.submission for p in planned]
+                await self._catch_up()
+                # catching up may have answered some of them: their ops were committed already
+                pending = self._unanswered([p.submission for p in planned])
                 continue
             dup = planned[result.index].submission
             assert result.original is not None
@@ -176,20 +177,30 @@ class BatchCommit:
             pending = [p.submission for p in planned if p.submission is not dup]
         return []
 
-    async def _plan_all(self, pending: list[Submission]) -> list[Planned]:
+    async def _catch_up(self) -> None:
+        self.retries += 1
+        if self.retries > self.max_retries:
+            raise RetriesExhausted(f"{self.doc.name}: the head moved {self.retries} times during one commit")
+        await self.doc.catch_up()
+
+    def _unanswered(self, subs: list[Submission]) -> list[Submission]:
+        settled = {id(sub) for sub, _ in self.refused + self.duplicates}
+        return [sub for sub in subs if not sub.result.done() and id(sub) not in settled]
+
+    async def _plan_all(self, pending: list[Submission], caught_up: bool) -> list[Planned]:
+        """Plan every submission still unanswered; raises `_Behind` when the log is ahead of us."""
         planned: list[Planned] = []
-        for sub in pending:
+        for sub in self._unanswered(pending):
             if sub.base > self.doc.rev:
+                if not caught_up:  # the client saw a revision this process has not heard of yet
+                    raise _Behind
                 self._refuse(sub, ErrorCode.REV_AHEAD,
                              f"base {sub.base} is ahead of the document's revision {self.doc.rev}")
                 continue
             try:
                 committed = await self.doc.ops_after(sub.base)
             except HistoryGone as e:
-                record = await self.store.client_record(self.doc.name, sub.client)
-                if record is not None and record.seq >= sub.seq:
-                    self.duplicates.append((sub, answer_duplicate(sub, record)))
-                else:
+                if not await self._answer_committed(sub):
                     self._refuse(sub, ErrorCode.BAD_OP, f"cannot rebase from base {sub.base}: {e}")
                 continue
             committed += [p.stored.op.ops for p in planned]
@@ -197,8 +208,25 @@ class BatchCommit:
                 planned.append(plan(self.doc, sub, committed, planned[-1] if planned else None,
                                     self.max_doc_length))
             except Refusal as r:
-                self._refuse(sub, r.code, r.message)
+                # A resubmit of a committed op counts that op twice (it may pass the length
+                # limit, say): its answer is its original ack, whatever it would do now.
+                if not await self._answer_committed(sub):
+                    self._refuse(sub, r.code, r.message)
         return planned
+
+    async def _answer_committed(self, sub: Submission) -> bool:
+        """Answer ``sub`` from its client's record when its seq is committed already.
+
+        Costs a Redis read, so only on paths that would otherwise refuse it. A record past
+        this process's head raises `_Behind`: the ops before it go to the client first.
+        """
+        record = await self.store.client_record(self.doc.name, sub.client)
+        if record is None or record.seq < sub.seq:
+            return False
+        if record.rev > self.doc.rev:
+            raise _Behind
+        self.duplicates.append((sub, answer_duplicate(sub, record)))
+        return True
 
     def _refuse(self, sub: Submission, code: ErrorCode, message: str) -> None:
         self.refused.append((sub, Error(code=code, message=message, seq=sub.seq)))

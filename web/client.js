@@ -153,8 +153,9 @@ export class ClientSession {
     this.remoteCursors = new Map(); // client -> {cursor, user}
     this.reload = false;
     this.requested = 0; // the highest revision asked for by a fetch on this connection
-    this.history = []; // [rev, ops] of recent revisions, for late presence updates
+    this.history = []; // [rev, author, ops] of recent revisions, for late presence updates
     this.early = new Map(); // presence updates for revisions not reached yet
+    this.presenceHeld = false; // the cursor was set with an op in flight: shared after its ack
   }
 
   /** The op in flight ({seq, base, submitted, ops, sent}), or null. */
@@ -217,19 +218,19 @@ export class ClientSession {
       this.nextSeq += 1;
       if (live) effects.push(send(submitMessage(fresh)));
     }
-    this.moveCursors(op, true);
+    this.moveCursors(op, this.clientId);
     return effects;
   }
 
-  /** Set the own cursor ({anchor, head} in the local text, or null) and share it when live. */
+  /** Set the own cursor ({anchor, head} in the local text, or null); shared when live, nothing in flight. */
   setCursor(cursor) {
     const n = codePointLength(this.text);
     if (cursor && !(cursor.anchor >= 0 && cursor.anchor <= n && cursor.head >= 0 && cursor.head <= n)) {
       throw new InvalidOperation(`cursor ${cursor.anchor}..${cursor.head} is outside a text of ${n}`);
     }
     this.cursor = cursor && { anchor: cursor.anchor, head: cursor.head };
-    if (this.phase !== Phase.LIVE) return [];
-    return [send({ type: "presence", cursor: this.cursor, user: this.user })];
+    if (this.phase !== Phase.LIVE) return []; // shared at ready
+    return this.shareCursor();
   }
 
   // ------------------------------------------------------------ server input
@@ -274,7 +275,7 @@ export class ClientSession {
     this.history = [];
     if (replace.length) {
       effects.push({ type: "TextChanged", op: replace, remote: true });
-      this.moveCursors(replace, false);
+      this.moveCursors(replace, null);
     }
     return effects;
   }
@@ -291,7 +292,8 @@ export class ClientSession {
       }
       effects.push(send(submitMessage(o)));
     }
-    if (this.cursor) effects.push(send({ type: "presence", cursor: this.cursor, user: this.user }));
+    this.presenceHeld = false;
+    if (this.cursor) effects.push(...this.shareCursor());
     return effects;
   }
 
@@ -325,8 +327,8 @@ export class ClientSession {
     this.text = text;
     this.rev = msg.rev;
     this.hash = msg.hash;
-    this.remember(msg.rev, msg.ops);
-    this.moveCursors(op, false);
+    this.remember(msg.rev, msg.client, msg.ops);
+    this.moveCursors(op, msg.client);
     const effects = op.length ? [{ type: "TextChanged", op, remote: true }] : [];
     return [...effects, ...this.releasePresence()];
   }
@@ -345,7 +347,7 @@ export class ClientSession {
     }
     this.rev = msg.rev;
     this.hash = msg.hash;
-    this.remember(msg.rev, o.ops);
+    this.remember(msg.rev, this.clientId, o.ops);
     return [...this.resolve(msg.seq, msg.rev), ...this.releasePresence()];
   }
 
@@ -358,6 +360,8 @@ export class ClientSession {
     if (buffer.length) {
       this.nextSeq += 1;
       if (fresh.sent) effects.push(send(submitMessage(fresh)));
+    } else if (this.presenceHeld && this.phase === Phase.LIVE) {
+      effects.push(...this.shareCursor());
     }
     return effects;
   }
@@ -406,12 +410,22 @@ export class ClientSession {
     return [send({ type: "fetch", from: start, to: last })];
   }
 
-  remember(rev, ops) {
-    this.history.push([rev, ops]);
+  remember(rev, author, ops) {
+    this.history.push([rev, author, ops]);
     if (this.history.length > PRESENCE_HISTORY) this.history.shift();
   }
 
   // ------------------------------------------------------------ presence
+
+  /** Send the own cursor if the local text is the server's at rev; else hold it for the ack. */
+  shareCursor() {
+    if (this.outstanding) {
+      this.presenceHeld = true;
+      return [];
+    }
+    this.presenceHeld = false;
+    return [send({ type: "presence", cursor: this.cursor, user: this.user, rev: this.rev })];
+  }
 
   onPresence(msg) {
     if (msg.client === this.clientId) return [];
@@ -430,7 +444,9 @@ export class ClientSession {
 
   place(msg) {
     let cursor = msg.cursor;
-    for (const [rev, op] of this.history) if (rev > msg.rev) cursor = transformCursor(cursor, op);
+    for (const [rev, author, op] of this.history) {
+      if (rev > msg.rev) cursor = transformCursor(cursor, op, author === msg.client);
+    }
     const [o, buffer] = pendingOf(this.state);
     if (o && this.state.name !== "AwaitingResolution") cursor = transformCursor(cursor, o.ops);
     cursor = clampCursor(transformCursor(cursor, buffer), codePointLength(this.text));
@@ -450,11 +466,13 @@ export class ClientSession {
     return effects;
   }
 
-  moveCursors(op, own) {
+  /** Move every cursor through `op` of `author` (null: a snapshot's replacement): ot/client.py rule 7. */
+  moveCursors(op, author) {
     for (const [client, peer] of this.remoteCursors) {
-      this.remoteCursors.set(client, { cursor: transformCursor(peer.cursor, op), user: peer.user });
+      const cursor = transformCursor(peer.cursor, op, client === author);
+      this.remoteCursors.set(client, { cursor, user: peer.user });
     }
-    if (this.cursor) this.cursor = transformCursor(this.cursor, op, own);
+    if (this.cursor) this.cursor = transformCursor(this.cursor, op, author === this.clientId);
   }
 }
 

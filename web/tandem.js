@@ -113,7 +113,7 @@ export class TandemClient {
     this.perform(effects);
   }
 
-  /** The own selection in code points (or null); shared with the others shortly. */
+  /** The own selection in code points (or null); shared soon, or after the ack of an edit in flight. */
   setCursor(cursor) {
     this.session.setCursor(cursor); // its Send is coalesced below
     clearTimeout(this.presenceTimer);

@@ -1,6 +1,6 @@
 """Tandem against ShareDB on the peer kit's workloads, back to back on this machine.
 
-    scripts/bench/run                       # the full table (about 10 minutes on 2 cores)
+    scripts/bench/run                       # the full table (about 6 minutes on 2 cores)
     scripts/bench/run --quick               # small sizes: checks the harness end to end in ~2 minutes
     scripts/bench/run --only hot32 --reps 3 # some workloads, medians of 3
     scripts/bench/run --report bench-results/2026-...jsonl   # print the table of an earlier run

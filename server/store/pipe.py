@@ -6,9 +6,12 @@ command queued in one event-loop turn goes out in one write, replies are parsed 
 matched to callers in order (Redis answers a connection's commands in order). Commits of many
 documents therefore share one round trip. See docs/performance.md.
 
-Failure rules are redis-py's: a lost connection fails every command in flight with redis'
-ConnectionError (the document answers `unavailable`, the client resubmits, exactly-once makes
-that safe) and the next call connects again.
+Failure rules: a lost connection fails every command in flight with redis' ConnectionError
+(the document answers `unavailable`, the client resubmits, exactly-once makes that safe) and the
+next call connects again. A command is sent a second time only when it never left this process:
+one lost in flight may have run, and its outcome is learned from the log, not by running it again.
+A Redis that stops answering (a stopped process, a network blackhole) fails a command after
+``timeout`` seconds with redis' TimeoutError, and the connection is dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import hiredis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | bytes | int
 
@@ -39,13 +43,21 @@ def pack(args: Sequence[Arg]) -> bytes:
     return b"".join(parts)
 
 
+class NotSent(RedisConnectionError):
+    """The connection was found dead before the command was written: sending it again is safe."""
+
+
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        self.replies = 0  # replies read so far: the watchdog's measure of progress
+        self.watchdog: asyncio.TimerHandle | None = None
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self._replies_at_watch = 0
         self.flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,6 +66,7 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            self.replies += 1
             future = self.waiting.popleft()
             if future.done():
                 continue
@@ -69,18 +82,48 @@ class _Protocol(asyncio.Protocol):
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}")
-        self.transport = None
-        while self.waiting:
-            future = self.waiting.popleft()
+        self._fail_all(RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
+
+    def _fail_all(self, error: Exception) -> None:
+        if self.lost is None:
+            self.lost = error
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        transport, self.transport = self.transport, None
+        sent = len(self.waiting) - len(self.outgoing)  # the rest are queued for the next write
+        self.outgoing.clear()
+        for i, future in enumerate(self.waiting):
             if not future.done():
-                future.set_exception(self.lost)
+                future.set_exception(error if i < sent else NotSent(f"not sent: {error}"))
+        self.waiting.clear()
+        if transport is not None:
+            transport.abort()
+
+    def _watch(self) -> None:
+        """Commands wait and no reply came for ``timeout`` seconds: Redis is not answering.
+
+        One timer per connection, not one per command: the commit path stays as cheap as it was.
+        Replies are matched to commands by order, so the connection is dropped as a whole.
+        """
+        self.watchdog = None
+        if not self.waiting or self.timeout is None:
+            return
+        if self.replies == self._replies_at_watch:
+            self._fail_all(RedisTimeoutError(f"Redis did not answer within {self.timeout:g} s"))
+            return
+        self._arm()
+
+    def _arm(self) -> None:
+        assert self.timeout is not None
+        self._replies_at_watch = self.replies
+        self.watchdog = asyncio.get_running_loop().call_later(self.timeout, self._watch)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self.lost is not None or self.transport is None:
-            future.set_exception(self.lost or RedisConnectionError("Redis connection is closed"))
+            future.set_exception(NotSent(f"not sent: {self.lost or 'Redis connection is closed'}"))
             return future
         self.waiting.append(future)
         self.outgoing.append(command)
@@ -93,15 +136,18 @@ class _Protocol(asyncio.Protocol):
         self.flush_scheduled = False
         if self.transport is not None and self.outgoing:
             self.transport.write(b"".join(self.outgoing))
+            if self.watchdog is None and self.timeout is not None:
+                self._arm()
         self.outgoing.clear()
 
 
 class RedisPipe:
     """One pipelined connection; `call` and `evalsha` may be awaited from many tasks at once."""
 
-    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, connect_timeout: float = 5.0, timeout: float | None = None) -> None:
         self.options: dict[str, Any] = dict(parse_url(url))
         self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
 
@@ -121,10 +167,12 @@ class RedisPipe:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     if "path" in self.options:
-                        _, protocol = await loop.create_unix_connection(_Protocol, self.options["path"])
+                        _, protocol = await loop.create_unix_connection(
+                            lambda: _Protocol(self.timeout), self.options["path"])
                     else:
                         host, port = self.options.get("host", "localhost"), self.options.get("port", 6379)
-                        _, protocol = await loop.create_connection(_Protocol, host, port)
+                        _, protocol = await loop.create_connection(
+                            lambda: _Protocol(self.timeout), host, port)
             except (OSError, TimeoutError) as e:
                 raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
             hello: list[asyncio.Future[Any]] = []
@@ -145,8 +193,10 @@ class RedisPipe:
     async def evalsha(self, sha: str, script: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """EVALSHA, falling back to EVAL when Redis lost its script cache (e.g. it restarted).
 
-        A connection found dead is reconnected and the call sent once more, as redis-py retries:
-        safe for the commit script, which refuses a second application of the same op.
+        A connection found dead before the call was written is reconnected and the call sent
+        once more. A call lost after it was written is not sent again: the script may have run,
+        and a second run would answer ``moved`` or ``duplicate`` for the submitter's own op. The
+        caller answers `unavailable` and the outcome is read back from the log.
         """
         for attempt in (1, 2):
             try:
@@ -154,7 +204,7 @@ class RedisPipe:
                     return await self.call("EVALSHA", sha, len(keys), *keys, *args)
                 except NoScriptError:
                     return await self.call("EVAL", script, len(keys), *keys, *args)
-            except RedisConnectionError:
+            except NotSent:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")

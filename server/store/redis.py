@@ -122,23 +122,27 @@ class RedisOpStore:
     """`OpStore` over redis.asyncio. ``listener`` receives what other processes publish."""
 
     def __init__(self, url: str, *, listener: Listener | None = None, log_retention: int = 0,
-                 cluster: bool = False) -> None:
+                 cluster: bool = False, timeout: float | None = None) -> None:
         self.url = url
         # On a cluster every command of one document goes to the node owning its hash tag;
         # PUBLISH reaches subscribers on any node, so one pub/sub connection still hears all.
         # Any: redis-py's asyncio replies are typed loosely (bytes | str | None everywhere).
+        # ``timeout``: a Redis that stops answering fails a call (TimeoutError, `unavailable`)
+        # instead of holding a document's task forever.
         self.redis: Any = (
-            aioredis.RedisCluster.from_url(url, decode_responses=False, socket_connect_timeout=5)
+            aioredis.RedisCluster.from_url(url, decode_responses=False, socket_connect_timeout=5,
+                                           socket_timeout=timeout)
             if cluster
             else aioredis.Redis.from_url(
-                url, decode_responses=False, health_check_interval=30, socket_connect_timeout=5
+                url, decode_responses=False, health_check_interval=30, socket_connect_timeout=5,
+                socket_timeout=timeout,
             )
         )
         self.listener = listener
         self.log_retention = log_retention
         self._commit = self.redis.register_script(COMMIT)
         # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
-        self._pipe = RedisPipe(url) if not cluster and RedisPipe.supports(url) else None
+        self._pipe = RedisPipe(url, timeout=timeout) if not cluster and RedisPipe.supports(url) else None
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._listen_task: asyncio.Task[None] | None = None

@@ -96,8 +96,9 @@ class RefServer:
             case Fetch(from_=start, to=to):
                 last = self.head if to is None else min(to, self.head)
                 out.extend(self._committed(r) for r in range(max(start, 1), last + 1))
-            case Presence(cursor=cursor, user=user):
-                update = PresenceUpdate(client=link.client, rev=self.head, cursor=cursor, user=user)
+            case Presence(cursor=cursor, user=user, rev=rev):
+                stamp = self.head if rev is None else rev
+                update = PresenceUpdate(client=link.client, rev=stamp, cursor=cursor, user=user)
                 for other in self.links:
                     if other is not link and other.greeted:
                         other.down.append(update)

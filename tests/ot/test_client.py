@@ -512,7 +512,7 @@ def test_presence_from_a_later_revision_waits_for_it() -> None:
 
 def test_own_cursor_follows_own_typing_and_is_shared_when_live() -> None:
     session, history = make("synchronized")
-    assert session.set_cursor(Cursor(5, 5)) == [Send(Presence(cursor=Cursor(5, 5)))]
+    assert session.set_cursor(Cursor(5, 5)) == [Send(Presence(cursor=Cursor(5, 5), rev=1))]
     session.edit(insert_op(5, "!"))
     assert session.cursor == Cursor(6, 6)
     session.receive(history.commit("y", 1, insert_op(5, "?")))  # another user's insert at the caret
@@ -522,4 +522,86 @@ def test_own_cursor_follows_own_typing_and_is_shared_when_live() -> None:
     session.disconnected()
     assert session.set_cursor(Cursor(1, 1)) == []
     session.connect()
-    assert Send(Presence(cursor=Cursor(1, 1))) in session.receive(Ready(rev=session.rev or 0))
+    session.receive(history.committed(2))
+    # "!" is resent at ready: the cursor waits for its ack
+    assert not [m for m in sent(session.receive(Ready(rev=2))) if isinstance(m, Presence)]
+    assert settle(session, history) == [Presence(cursor=Cursor(1, 1), rev=3)]
+
+
+def settle(session: ClientSession, history: History) -> list[Presence]:
+    """Commit each op the session puts in flight, as the server would, until none is; the presence sent."""
+    shared: list[Presence] = []
+    while (o := session.outstanding) is not None:
+        committed = history.commit("me", o.seq, o.submitted, base=o.base)
+        # an op resent after a snapshot resolves by its committed op, the others by their ack
+        msg = committed if isinstance(session.state, AwaitingResolution) else history.ack(committed.rev)
+        shared += [m for m in sent(session.receive(msg)) if isinstance(m, Presence)]
+    assert session.text == history.text
+    return shared
+
+
+@pytest.mark.parametrize(
+    ("name", "at_once", "after_acks"),
+    [
+        ("synchronized", [Presence(cursor=Cursor(1, 1), rev=1)], []),
+        ("awaiting_ack", [], [Presence(cursor=Cursor(1, 1), rev=2)]),
+        ("awaiting_with_buffer", [], [Presence(cursor=Cursor(1, 1), rev=3)]),  # after the buffer's ack
+        ("awaiting_resolution", [], [Presence(cursor=Cursor(1, 1), rev=3)]),
+    ],
+)
+def test_cursor_is_shared_with_its_revision_only_when_no_op_is_in_flight(
+    name: str, at_once: list[Presence], after_acks: list[Presence]
+) -> None:
+    session, history = make(name)
+    assert sent(session.set_cursor(Cursor(1, 1))) == at_once
+    assert settle(session, history) == after_acks
+
+
+@pytest.mark.parametrize(
+    ("steps", "shared"),
+    [
+        # the latest cursor set while waiting wins
+        ([Cursor(1, 1), Cursor(2, 3)], [Presence(cursor=Cursor(2, 3), rev=2)]),
+        # cleared while waiting: the clearing is what is sent
+        ([Cursor(1, 1), None], [Presence(cursor=None, rev=2)]),
+        # moved by a remote insert before it while waiting: sent where it went, on the revision after
+        ([Cursor(1, 1), "remote"], [Presence(cursor=Cursor(3, 3), rev=3)]),
+        # moved by the own typing at the caret while waiting: it follows the text typed
+        ([Cursor(6, 6), "type"], [Presence(cursor=Cursor(7, 7), rev=3)]),
+    ],
+)
+def test_cursor_held_for_the_ack(steps: list[object], shared: list[Presence]) -> None:
+    session, history = make("awaiting_ack")  # "helloA", the "A" in flight
+    for step in steps:
+        if step == "remote":
+            assert not sent(session.receive(history.commit("y", 1, insert_op(0, "__"))))
+        elif step == "type":
+            assert not [m for m in sent(session.edit(insert_op(6, "!"))) if isinstance(m, Presence)]
+        else:
+            assert session.set_cursor(step) == []  # type: ignore[arg-type]
+    assert settle(session, history) == shared
+
+
+def test_held_cursor_is_not_sent_twice_and_new_ones_go_at_once() -> None:
+    session, history = make("awaiting_ack")
+    session.set_cursor(Cursor(1, 1))
+    assert settle(session, history) == [Presence(cursor=Cursor(1, 1), rev=2)]
+    session.edit(insert_op(0, "x"))
+    assert settle(session, history) == []  # nothing was set meanwhile
+    assert sent(session.set_cursor(Cursor(0, 0))) == [Presence(cursor=Cursor(0, 0), rev=3)]
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [("x", Cursor(6, 6)), ("y", Cursor(5, 5))],  # x's own insert at its caret pushes it; y's does not
+)
+def test_a_cursor_moves_through_an_insert_at_it_as_its_owner_moves_it(author: str, expected: Cursor) -> None:
+    live, history = make("synchronized")
+    live.receive(PresenceUpdate(client="x", rev=1, cursor=Cursor(5, 5)))
+    live.receive(history.commit(author, 1, insert_op(5, "!")))
+    assert live.remote_cursors["x"].cursor == expected
+    # the same cursor arriving late, from before the insert, is moved the same way
+    late, _ = make("synchronized")
+    late.receive(history.committed(2))
+    late.receive(PresenceUpdate(client="x", rev=1, cursor=Cursor(5, 5)))
+    assert late.remote_cursors["x"].cursor == expected

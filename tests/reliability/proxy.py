@@ -76,3 +76,65 @@ class Balancer:
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
+
+
+class ReplyCutter:
+    """A TCP forwarder to one backend (Redis) that drops a connection the first time a reply
+    containing ``marker`` comes back on it, before the reply reaches the caller: the command ran,
+    its answer is lost. Runs its own event loop in a thread, so blocking tests can use it."""
+
+    def __init__(self, backend_port: int, marker: bytes) -> None:
+        import threading
+
+        self.backend_port = backend_port
+        self.marker = marker
+        self.cuts = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(ready),),
+                                        daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the reply cutter did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _serve(self, ready: object) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()  # type: ignore[attr-defined]
+        async with server:
+            await self._stop.wait()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.backend_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+
+        async def down() -> None:
+            while data := await server_r.read(65536):
+                if self.cuts == 0 and self.marker in data:
+                    self.cuts += 1
+                    break
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.ensure_future(Balancer._pipe(client_r, server_w)), asyncio.ensure_future(down())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        client_w.transport.abort()
+        server_w.transport.abort()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)

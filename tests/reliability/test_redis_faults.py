@@ -1,0 +1,272 @@
+"""Redis failing in the ways that leave a doubt, and a server stopping with requests in flight.
+
+- a reply lost after the commit script ran: the op is answered once, never as an op and an ack;
+- a Redis that stops answering (SIGSTOP, as a network blackhole looks): ops and fetches are
+  answered `unavailable` within the timeout, not when Redis speaks again;
+- a client whose op another process committed, resuming on a process that has not heard of it;
+- an op sent twice landing in one group commit;
+- a log that comes back with another history: never adopted, never built on;
+- `tandem serve` stopped while an HTTP submit waits: 503, not a dropped connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.reliability.proxy import ReplyCutter
+from tests.reliability.wire import Message, Raw
+from tests.support import (
+    RedisProcess,
+    ServerProcess,
+    assert_verified,
+    document,
+    http_get,
+    http_post,
+    redis_process,
+    unique_doc,
+)
+
+pytestmark = pytest.mark.slow
+
+QUIET = ("--log-level", "error")
+OK_REPLY = b"*1\r\n$2\r\nok\r\n"  # the commit script's answer when it committed
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    process = redis_process(tmp_path_factory.mktemp("faults-redis"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def p1(store: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(store.url, tmp_path_factory.mktemp("p1"),
+                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def p2(store: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # A long head check: what it has not heard of on pub/sub, it learns only when it must.
+    with ServerProcess(store.url, tmp_path_factory.mktemp("p2"),
+                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2",
+                                   "--head-check-seconds", "60")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def frozen(process: RedisProcess) -> Iterator[None]:
+    """Redis stopped (SIGSTOP): its connections stay open and nothing is answered."""
+    assert process.process is not None
+    os.kill(process.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.process.pid, signal.SIGCONT)
+
+
+def op(seq: int, base: int, content: str) -> Message:
+    return {"type": "op", "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
+
+
+def post(server: ServerProcess, doc: str, client: str, seq: int, base: int, content: str) -> tuple[int, bytes]:
+    body = {"client": client, "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
+    return http_post(f"{server.http_url}/docs/{doc}/ops", json.dumps(body).encode(), timeout=20)
+
+
+def drain(raw: Raw, seconds: float) -> list[Message]:
+    """What arrives on ``raw`` for a while, with a note of a close."""
+    got: list[Message] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            got.append(raw.recv(timeout=max(0.01, deadline - time.monotonic())))
+    except TimeoutError:
+        pass
+    except Exception as e:  # a close ends the drain
+        got.append({"type": "closed", "detail": repr(e)[:120]})
+    return got
+
+
+def through_acks(raw: Raw, acks: int, timeout: float = 10.0) -> list[Message]:
+    """Every message up to and including the ``acks``-th ack (`Raw.until` would skip the others)."""
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while sum(m["type"] == "ack" for m in got) < acks:
+        got.append(raw.recv(timeout=max(0.01, deadline - time.monotonic())))
+    return got
+
+
+def kinds_of_rev(messages: list[Message], rev: int) -> list[str]:
+    return [str(m["type"]) for m in messages if m.get("rev") == rev and m["type"] in ("op", "ack")]
+
+
+def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisProcess, tmp_path: Path) -> None:
+    cutter = ReplyCutter(store.port, OK_REPLY)
+    server = ServerProcess(cutter.url, tmp_path, extra_args=(*QUIET, "--head-check-seconds", "60"))
+    doc = unique_doc("lost-reply")
+    try:
+        server.start()
+        with Raw(server.ws_url, doc) as a, Raw(server.ws_url, doc) as b:
+            a.hello("alice")
+            b.hello("bob")
+            a.send(op(1, 0, "hi"))
+            got = drain(a, 3.0)
+            assert cutter.cuts == 1, "the commit's reply was never cut"
+            assert kinds_of_rev(got, 1) == [], f"the submitter got revision 1 though its answer was lost: {got}"
+            assert [m.get("code") for m in got if m["type"] == "error"] == ["unavailable"], got
+            assert b.until("op")["rev"] == 1  # the others learn it from the log
+        # The submitter resumes: its op comes back in the replay (its ack), a resubmit is acked once.
+        with Raw(server.ws_url, doc) as again:
+            again.send({"type": "hello", "client": "alice", "rev": 0})
+            replayed = again.until("op")
+            assert (replayed["client"], replayed["seq"], replayed["rev"]) == ("alice", 1, 1)
+            again.until("ready")
+            again.send(op(1, 0, "hi"))
+            assert again.until("ack")["rev"] == 1
+        assert document(server.http_url, doc)["text"] == "hi"
+        assert_verified(server.http_url, doc)
+    finally:
+        server.stop()
+        cutter.close()
+
+
+def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(store: RedisProcess, p1: ServerProcess) -> None:
+    doc = unique_doc("silent")
+    with Raw(p1.ws_url, doc) as a:
+        a.hello("alice")
+        with frozen(store):
+            a.send(op(1, 0, "x"))
+            error = a.error(timeout=10)
+            assert (error["code"], error["seq"]) == ("unavailable", 1), error
+            assert a.closed_with(10) == 1013
+            assert p1.healthz() == 503
+    # Redis ran the commit when it woke: the resubmission is acknowledged with that revision.
+    with Raw(p1.ws_url, doc) as again:
+        again.send({"type": "hello", "client": "alice", "rev": 0})
+        again.until("ready")
+        again.send(op(1, 0, "x"))
+        assert again.until("ack")["rev"] == 1
+    assert document(p1.http_url, doc)["text"] == "x"
+
+
+def test_a_fetch_while_redis_is_silent_is_answered_unavailable(
+    store: RedisProcess, p1: ServerProcess, p2: ServerProcess
+) -> None:
+    doc = unique_doc("fetch")
+    for seq in range(1, 6):
+        assert post(p1, doc, "w", seq, seq - 1, str(seq))[0] == 200
+    # p2 opens the document now: it holds the ops after the latest snapshot only (revision 5),
+    # so a fetch from revision 1 must read the log.
+    with Raw(p2.ws_url, doc) as a:
+        a.send({"type": "hello", "client": "reader", "rev": 5})
+        a.until("ready")
+        with frozen(store):
+            a.send({"type": "fetch", "from": 1, "to": 5})
+            assert a.error(timeout=10)["code"] == "unavailable"
+            assert a.closed_with(10) == 1013
+
+
+def test_a_resume_on_a_process_that_has_not_heard_of_the_op_gets_an_ack(
+    store: RedisProcess, p1: ServerProcess, p2: ServerProcess
+) -> None:
+    doc = unique_doc("resume-unheard")
+    with Raw(p2.ws_url, doc) as watcher:
+        watcher.hello("watcher")
+        with redis.Redis.from_url(store.url) as r:
+            assert r.client_kill_filter(_type="pubsub") >= 1
+        # alice's op is committed on p1 and her answer is lost; p2 does not hear of it
+        assert post(p1, doc, "alice", 1, 0, "[a]")[0] == 200
+        with Raw(p2.ws_url, doc) as alice:
+            alice.send({"type": "hello", "client": "alice", "rev": 0})
+            ready = alice.until("ready")
+            assert ready["rev"] == 0, "p2 had heard of revision 1 already: nothing was tested"
+            alice.send(op(1, 0, "[a]"))
+            got = through_acks(alice, 1)
+            assert kinds_of_rev(got, 1) == ["ack"], f"revision 1 reached its submitter as {got}"
+        assert watcher.until("op")["rev"] == 1
+    assert document(p2.http_url, doc)["text"] == "[a]"
+
+
+def test_an_op_sent_twice_in_one_group_is_only_acked(store: RedisProcess, p1: ServerProcess) -> None:
+    doc = unique_doc("repeat")
+    with Raw(p1.ws_url, doc) as a, Raw(p1.ws_url, doc) as b:
+        a.hello("alice")
+        b.hello("bob")
+        frame = json.dumps(op(1, 0, "a"))
+        with frozen(store):
+            b.send(op(1, 0, "b"))  # bob's commit waits on the stopped Redis...
+            time.sleep(0.1)
+            a.send(frame)  # ...so alice's two frames queue up behind it and go in one group
+            a.send(frame)
+            time.sleep(0.2)
+        assert b.until("ack")["rev"] == 1
+        got = through_acks(a, 2)
+        assert kinds_of_rev(got, 2) == ["ack", "ack"], f"revision 2 reached its submitter as {got}"
+    assert document(p1.http_url, doc)["text"] == "ab"
+    assert_verified(p1.http_url, doc)
+
+
+def test_a_log_back_with_another_history_is_never_adopted(tmp_path: Path) -> None:
+    other = redis_process(tmp_path / "redis")
+    q1 = ServerProcess(other.url, tmp_path / "q1", extra_args=(*QUIET, "--head-check-seconds", "0.3"))
+    q2 = ServerProcess(other.url, tmp_path / "q2", extra_args=QUIET)
+    doc = "forked"
+    try:
+        q1.start()
+        q2.start()
+        with Raw(q1.ws_url, doc) as a:
+            a.hello("alice")
+            for seq, text in enumerate(["0123456789", "ab", "cd"], 1):
+                a.send(op(seq, seq - 1, text))
+                a.until("ack")
+            with redis.Redis.from_url(other.url) as r:
+                r.flushall()  # Redis back without its data...
+            for seq in range(1, 6):  # ...and another process commits a history of its own
+                assert post(q2, doc, "zed", seq, seq - 1, "q")[0] == 200
+            # q1 finds its head is not in the log: it closes its connections to reload
+            assert a.closed_with(10) == 1013
+        with Raw(q1.ws_url, doc) as again:
+            assert again.hello("alice")["text"] == "qqqqq"
+            again.send({"type": "op", "seq": 4, "base": 5, "ops": [{"type": "Delete", "length": 5}]})
+            assert again.until("ack")["rev"] == 6
+        assert document(q2.http_url, doc)["text"] == ""
+        assert_verified(q2.http_url, doc)
+    finally:
+        q1.stop()
+        q2.stop()
+        other.stop()
+
+
+def test_stopping_the_server_answers_a_waiting_http_submit_503(store: RedisProcess, tmp_path: Path) -> None:
+    server = ServerProcess(store.url, tmp_path, extra_args=(*QUIET, "--redis-timeout", "60"))
+    server.start()
+    answers: list[tuple[int, bytes]] = []
+    doc = unique_doc("shutdown")
+    try:
+        assert post(server, doc, "h", 1, 0, "a")[0] == 200
+        with frozen(store):
+            request = threading.Thread(target=lambda: answers.append(post(server, doc, "h", 2, 1, "b")))
+            request.start()
+            time.sleep(0.3)  # the submit waits on the stopped Redis
+            assert server.process is not None
+            server.process.terminate()
+            request.join(20)
+        assert answers, "the HTTP submit got no answer"
+        status, body = answers[0]
+        assert status == 503 and json.loads(body)["code"] == "unavailable", answers
+    finally:
+        server.stop()
+        with contextlib.suppress(OSError):
+            http_get(f"{server.http_url}/healthz", timeout=0.5)
