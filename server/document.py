@@ -39,6 +39,8 @@ log = logging.getLogger("tandem.document")
 # Failures that mean the op log cannot be reached: nothing was decided, the client resubmits later.
 UNAVAILABLE = (OSError, RedisConnectionError, RedisTimeoutError)
 
+SHUTTING_DOWN = "the server is shutting down; resubmit (an op already committed is acknowledged)"
+
 WINDOW = 2048
 # Ops committed in one script call at most: a bigger group would hold Redis up for others.
 MAX_GROUP = 256
@@ -139,15 +141,13 @@ class Document:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        # Nobody is left waiting: an HTTP submit gets 503, a hello its error. A submission cut
-        # off in the middle of its commit may have been committed: resubmitting it is safe.
-        message = "the server is shutting down; resubmit (an op already committed is acknowledged)"
-        pending = [s for subs in self.waiting.values() for s in subs]
+        # Nobody is left waiting: an HTTP submit gets 503, a hello or a fetch its error (_run
+        # answers those it had taken from the queue). A submission cut off in its commit may
+        # have been committed: resubmitting it is safe.
         while not self.queue.empty():
-            event = self.queue.get_nowait()
-            if isinstance(event, Join):
-                self._fail([], ErrorCode.UNAVAILABLE, message, event)
-        self._fail(pending, ErrorCode.UNAVAILABLE, message)
+            self._fail([], ErrorCode.UNAVAILABLE, SHUTTING_DOWN, self.queue.get_nowait())
+        self._fail([s for subs in list(self.waiting.values()) for s in subs], ErrorCode.UNAVAILABLE,
+                   SHUTTING_DOWN)
 
     def put(self, event: Event) -> None:
         if isinstance(event, Submission):
@@ -169,19 +169,26 @@ class Document:
             while not self.queue.empty():
                 events.append(self.queue.get_nowait())
             batch: list[Submission] = []
-            for event in events:
-                if isinstance(event, Submission):
-                    batch.append(event)
-                    if len(batch) >= MAX_GROUP:
+            handled = 0  # events[:handled] are done with
+            try:
+                for i, event in enumerate(events):
+                    if isinstance(event, Submission):
+                        batch.append(event)
+                        if len(batch) >= MAX_GROUP:
+                            await self._guard(self._commit(batch), batch)
+                            batch = []
+                        continue
+                    if batch:
                         await self._guard(self._commit(batch), batch)
                         batch = []
-                    continue
+                    await self._guard(self._handle(event), [], event)
+                    handled = i + 1
                 if batch:
                     await self._guard(self._commit(batch), batch)
-                    batch = []
-                await self._guard(self._handle(event), [], event)
-            if batch:
-                await self._guard(self._commit(batch), batch)
+            except asyncio.CancelledError:  # stop(): submissions are answered there, the rest here
+                for event in events[handled:]:
+                    self._fail([], ErrorCode.UNAVAILABLE, SHUTTING_DOWN, event)
+                raise
 
     async def _guard(self, step: object, batch: list[Submission], event: Event | None = None) -> None:
         """Run one step; Redis failures and bugs answer the waiting parties, never kill the task."""

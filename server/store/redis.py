@@ -118,6 +118,14 @@ def _entry_id(rev: int) -> str:
     return f"{rev}-1"
 
 
+def _client(url: str, *, cluster: bool, timeout: float | None) -> Any:
+    options: dict[str, Any] = {"decode_responses": False, "socket_connect_timeout": 5,
+                               "socket_timeout": timeout}
+    if cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, health_check_interval=30, **options)
+
+
 class RedisOpStore:
     """`OpStore` over redis.asyncio. ``listener`` receives what other processes publish."""
 
@@ -129,20 +137,15 @@ class RedisOpStore:
         # Any: redis-py's asyncio replies are typed loosely (bytes | str | None everywhere).
         # ``timeout``: a Redis that stops answering fails a call (TimeoutError, `unavailable`)
         # instead of holding a document's task forever.
-        self.redis: Any = (
-            aioredis.RedisCluster.from_url(url, decode_responses=False, socket_connect_timeout=5,
-                                           socket_timeout=timeout)
-            if cluster
-            else aioredis.Redis.from_url(
-                url, decode_responses=False, health_check_interval=30, socket_connect_timeout=5,
-                socket_timeout=timeout,
-            )
-        )
+        self.redis: Any = _client(url, cluster=cluster, timeout=timeout)
         self.listener = listener
         self.log_retention = log_retention
-        self._commit = self.redis.register_script(COMMIT)
         # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
         self._pipe = RedisPipe(url, timeout=timeout) if not cluster and RedisPipe.supports(url) else None
+        # Otherwise over redis-py, whose retries may send a commit again after its reply was
+        # lost (a cluster client needs them): the second run answers ``moved`` or ``duplicate``,
+        # and the document answers the submission from the log, as an ack (server/document.py).
+        self._commit = self.redis.register_script(COMMIT)
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._listen_task: asyncio.Task[None] | None = None

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,6 +24,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from ot.operation import Insert
+from ot.protocol import Ack, Error
+from server.document import Document, Join
+from server.metrics import Metrics
+from server.settings import Settings
+from server.store.redis import RedisOpStore
+from server.submit import Submission
 from tests.reliability.proxy import ReplyCutter
 from tests.reliability.wire import Message, Raw
 from tests.support import (
@@ -30,9 +38,9 @@ from tests.support import (
     ServerProcess,
     assert_verified,
     document,
-    http_get,
     http_post,
     redis_process,
+    run,
     unique_doc,
 )
 
@@ -51,8 +59,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
 
 @pytest.fixture(scope="module")
 def p1(store: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # Its commits keep one revision of log before the latest snapshot: older bases are gone.
     with ServerProcess(store.url, tmp_path_factory.mktemp("p1"),
-                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2")) as server:
+                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2",
+                                   "--log-retention", "1")) as server:
         yield server
 
 
@@ -80,7 +90,8 @@ def op(seq: int, base: int, content: str) -> Message:
     return {"type": "op", "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
 
 
-def post(server: ServerProcess, doc: str, client: str, seq: int, base: int, content: str) -> tuple[int, bytes]:
+def post(server: ServerProcess, doc: str, client: str, seq: int, base: int,
+         content: str) -> tuple[int, bytes]:
     body = {"client": client, "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
     return http_post(f"{server.http_url}/docs/{doc}/ops", json.dumps(body).encode(), timeout=20)
 
@@ -99,6 +110,23 @@ def drain(raw: Raw, seconds: float) -> list[Message]:
     return got
 
 
+def joined_late(writer: ServerProcess, reader: ServerProcess, doc: str, revs: int, client: str) -> Raw:
+    """``revs`` ops committed through ``writer``, then ``client`` resumes on ``reader`` at that
+    revision. ``reader`` opens the document only now: it holds the ops after the latest snapshot."""
+    for seq in range(1, revs + 1):
+        assert post(writer, doc, "w", seq, seq - 1, str(seq))[0] == 200
+    raw = Raw(reader.ws_url, doc)
+    raw.send({"type": "hello", "client": client, "rev": revs})
+    assert raw.until("ready")["rev"] == revs
+    return raw
+
+
+def deafen(store: RedisProcess) -> None:
+    """Drop every process's pub/sub connection: what is committed next goes unheard for a while."""
+    with redis.Redis.from_url(store.url) as r:
+        assert r.client_kill_filter(_type="pubsub") >= 1
+
+
 def through_acks(raw: Raw, acks: int, timeout: float = 10.0) -> list[Message]:
     """Every message up to and including the ``acks``-th ack (`Raw.until` would skip the others)."""
     got: list[Message] = []
@@ -112,7 +140,9 @@ def kinds_of_rev(messages: list[Message], rev: int) -> list[str]:
     return [str(m["type"]) for m in messages if m.get("rev") == rev and m["type"] in ("op", "ack")]
 
 
-def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisProcess, tmp_path: Path) -> None:
+def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisProcess,
+                                                                   tmp_path: Path) -> None:
+    assert store.port is not None
     cutter = ReplyCutter(store.port, OK_REPLY)
     server = ServerProcess(cutter.url, tmp_path, extra_args=(*QUIET, "--head-check-seconds", "60"))
     doc = unique_doc("lost-reply")
@@ -124,7 +154,7 @@ def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisPr
             a.send(op(1, 0, "hi"))
             got = drain(a, 3.0)
             assert cutter.cuts == 1, "the commit's reply was never cut"
-            assert kinds_of_rev(got, 1) == [], f"the submitter got revision 1 though its answer was lost: {got}"
+            assert kinds_of_rev(got, 1) == [], f"revision 1 reached its submitter with its reply lost: {got}"
             assert [m.get("code") for m in got if m["type"] == "error"] == ["unavailable"], got
             assert b.until("op")["rev"] == 1  # the others learn it from the log
         # The submitter resumes: its op comes back in the replay (its ack), a resubmit is acked once.
@@ -142,7 +172,8 @@ def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisPr
         cutter.close()
 
 
-def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(store: RedisProcess, p1: ServerProcess) -> None:
+def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(store: RedisProcess,
+                                                                 p1: ServerProcess) -> None:
     doc = unique_doc("silent")
     with Raw(p1.ws_url, doc) as a:
         a.hello("alice")
@@ -164,14 +195,8 @@ def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(store: RedisProc
 def test_a_fetch_while_redis_is_silent_is_answered_unavailable(
     store: RedisProcess, p1: ServerProcess, p2: ServerProcess
 ) -> None:
-    doc = unique_doc("fetch")
-    for seq in range(1, 6):
-        assert post(p1, doc, "w", seq, seq - 1, str(seq))[0] == 200
-    # p2 opens the document now: it holds the ops after the latest snapshot only (revision 5),
-    # so a fetch from revision 1 must read the log.
-    with Raw(p2.ws_url, doc) as a:
-        a.send({"type": "hello", "client": "reader", "rev": 5})
-        a.until("ready")
+    # p2 holds the ops after the latest snapshot only (revision 4): a fetch from 1 reads the log
+    with joined_late(p1, p2, unique_doc("fetch"), 5, "reader") as a:
         with frozen(store):
             a.send({"type": "fetch", "from": 1, "to": 5})
             assert a.error(timeout=10)["code"] == "unavailable"
@@ -184,8 +209,7 @@ def test_a_resume_on_a_process_that_has_not_heard_of_the_op_gets_an_ack(
     doc = unique_doc("resume-unheard")
     with Raw(p2.ws_url, doc) as watcher:
         watcher.hello("watcher")
-        with redis.Redis.from_url(store.url) as r:
-            assert r.client_kill_filter(_type="pubsub") >= 1
+        deafen(store)
         # alice's op is committed on p1 and her answer is lost; p2 does not hear of it
         assert post(p1, doc, "alice", 1, 0, "[a]")[0] == 200
         with Raw(p2.ws_url, doc) as alice:
@@ -197,6 +221,22 @@ def test_a_resume_on_a_process_that_has_not_heard_of_the_op_gets_an_ack(
             assert kinds_of_rev(got, 1) == ["ack"], f"revision 1 reached its submitter as {got}"
         assert watcher.until("op")["rev"] == 1
     assert document(p2.http_url, doc)["text"] == "[a]"
+
+
+def test_an_ack_answered_from_the_client_record_comes_after_the_ops_before_it(
+    store: RedisProcess, p1: ServerProcess, p2: ServerProcess
+) -> None:
+    doc = unique_doc("record-ahead")
+    with joined_late(p1, p2, doc, 6, "alice") as alice:  # p2 holds no op: a snapshot at 6
+        deafen(store)
+        # Two revisions p2 does not hear of: bob's, then alice's op made on revision 0
+        assert post(p1, doc, "bob", 1, 6, "[b]")[0] == 200
+        assert post(p1, doc, "alice", 1, 0, "[a]")[0] == 200
+        # Resubmitted on p2: its base is older than the log holds, so the answer comes from
+        # alice's record (revision 8), after revision 7, never before it.
+        alice.send(op(1, 0, "[a]"))
+        got = through_acks(alice, 1)
+        assert [(m["type"], m["rev"]) for m in got] == [("op", 7), ("ack", 8)], got
 
 
 def test_an_op_sent_twice_in_one_group_is_only_acked(store: RedisProcess, p1: ServerProcess) -> None:
@@ -268,5 +308,53 @@ def test_stopping_the_server_answers_a_waiting_http_submit_503(store: RedisProce
         assert status == 503 and json.loads(body)["code"] == "unavailable", answers
     finally:
         server.stop()
-        with contextlib.suppress(OSError):
-            http_get(f"{server.http_url}/healthz", timeout=0.5)
+
+
+class Listener:
+    """A session as the document sees one: what it is sent, and whether it was closed."""
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self.rev = 0
+        self.sent: list[str] = []
+        self.closed = False
+
+    def deliver(self, text: str) -> None:
+        self.sent.append(text)
+
+    def unavailable(self) -> None:
+        self.closed = True
+
+
+def test_a_stopped_document_answers_everything_waiting(store: RedisProcess) -> None:
+    """Shutdown in any ASGI server: submissions queued or in their commit, and a hello, get
+    `unavailable` instead of waiting forever."""
+
+    async def scenario() -> tuple[list[Ack | Error | None], Listener]:
+        ops = RedisOpStore(store.url, timeout=60)
+        doc = Document(unique_doc("stop"), ops, Settings(), Metrics(), lambda name, frame: None)
+        await doc.load()
+        doc.start()
+        session = Listener("alice")
+        try:
+            loop = asyncio.get_running_loop()
+            taken: asyncio.Future[Error | None] = loop.create_future()
+            queued: asyncio.Future[Error | None] = loop.create_future()
+            with frozen(store):
+                committing = Submission("alice", 1, 0, (Insert("a"),), origin=session)
+                doc.put(committing)
+                doc.put(Join(Listener("bob"), None, taken))  # taken by the task with the submission
+                await asyncio.sleep(0.2)  # in its commit, on the stopped Redis
+                waiting = Submission("alice", 2, 0, (Insert("b"),))
+                doc.put(waiting)
+                doc.put(Join(Listener("carol"), None, queued))
+                await doc.stop()
+                return [committing.result.result(), waiting.result.result(), taken.result(),
+                        queued.result()], session
+        finally:
+            await ops.close()
+
+    answers, session = run(scenario())
+    for answer in answers:
+        assert isinstance(answer, Error) and answer.code == "unavailable", answer
+    assert session.closed and '"code":"unavailable"' in session.sent[-1], session.sent

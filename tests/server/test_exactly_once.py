@@ -15,7 +15,8 @@ from tests.support import RedisProcess, ServerProcess, document, http_get, http_
 def test_a_committed_op_resubmitted_at_the_length_limit_gets_its_ack(tandem: ServerProcess, doc: str) -> None:
     # The session server allows 5000 code points: the op fits once, and counted twice it would not.
     url = f"{tandem.http_url}/docs/{doc}/ops"
-    body = json.dumps({"client": "c1", "seq": 1, "base": 0, "ops": [{"type": "Insert", "content": "x" * 3000}]})
+    ops = [{"type": "Insert", "content": "x" * 3000}]
+    body = json.dumps({"client": "c1", "seq": 1, "base": 0, "ops": ops})
     first = http_post(url, body.encode())
     assert first[0] == 200, first
     again = http_post(url, body.encode())  # the client never saw the first answer
