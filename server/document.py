@@ -416,8 +416,7 @@ class Document:
         if sub.client in self.presence and not any(s.client == sub.client for s in self.subscribers):
             del self.presence[sub.client]
             gone = PresenceUpdate(client=sub.client, rev=self.rev, cursor=None, user=None)
-            self._send_presence(gone, None)
-            self.publish_presence(self.name, encode(gone))
+            self._send_presence(gone, None, publish=True)
 
     async def _fetch(self, sub: Subscriber, fetch: Fetch) -> None:
         last = self.rev if fetch.to is None else min(fetch.to, self.rev)
@@ -455,12 +454,14 @@ class Document:
             self.presence.pop(update.client, None)
         else:
             self.presence[update.client] = update
-        self._send_presence(update, event.sub)
-        if not event.remote:
-            self.publish_presence(self.name, encode(update))
+        self._send_presence(update, event.sub, publish=not event.remote)
 
-    def _send_presence(self, update: PresenceUpdate, sender: Subscriber | None) -> None:
-        text = text_of(update)
+    def _send_presence(self, update: PresenceUpdate, sender: Subscriber | None, *, publish: bool) -> None:
+        """Relay to the local subscribers and, when it arose here, to the other processes: encoded once."""
+        frame = encode(update)
+        if publish:
+            self.publish_presence(self.name, frame)
+        text = frame.decode()
         for sub in self.subscribers:
             if sub is not sender and sub.client != update.client:
                 sub.deliver(text)
