@@ -3,7 +3,7 @@
 No IO, no asyncio, no Redis: the standard library and msgspec only.
 """
 
-from ot.client import (
+from tandem.ot.client import (
     AwaitingAck,
     AwaitingResolution,
     AwaitingWithBuffer,
@@ -14,8 +14,8 @@ from ot.client import (
     State,
     Synchronized,
 )
-from ot.cursor import Cursor, transform_cursor, transform_index
-from ot.effects import (
+from tandem.ot.cursor import Cursor, transform_cursor, transform_index
+from tandem.ot.effects import (
     Acknowledged,
     CaughtUp,
     Diverged,
@@ -27,8 +27,8 @@ from ot.effects import (
     ServerError,
     TextChanged,
 )
-from ot.errors import InvalidCursor, InvalidOperation, OTError, ProtocolViolation
-from ot.operation import (
+from tandem.ot.errors import InvalidCursor, InvalidOperation, OTError, ProtocolViolation
+from tandem.ot.operation import (
     IDENTITY,
     Component,
     Delete,

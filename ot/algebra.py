@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ot.operation import Component, Delete, Insert, Operation, Retain
+from tandem.ot.operation import Component, Delete, Insert, Operation, Retain
 
 
 def compose(a: Sequence[Component], b: Sequence[Component]) -> Operation:

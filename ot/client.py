@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, TypeAlias
 
-from ot.cursor import Cursor, transform_cursor
-from ot.effects import (
+from tandem.ot.cursor import Cursor, transform_cursor
+from tandem.ot.effects import (
     Acknowledged,
     CaughtUp,
     Diverged,
@@ -57,9 +57,9 @@ from ot.effects import (
     ServerError,
     TextChanged,
 )
-from ot.errors import InvalidCursor, InvalidOperation, ProtocolViolation
-from ot.integrity import next_hash
-from ot.operation import (
+from tandem.ot.errors import InvalidCursor, InvalidOperation, ProtocolViolation
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import (
     IDENTITY,
     Delete,
     Insert,
@@ -71,7 +71,7 @@ from ot.operation import (
     normalize,
     transform,
 )
-from ot.protocol import (
+from tandem.ot.protocol import (
     Ack,
     CommittedOp,
     Error,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ot.operation import Component, Insert, Retain
+from tandem.ot.operation import Component, Insert, Retain
 
 
 class Cursor(msgspec.Struct, frozen=True):

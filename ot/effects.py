@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ot.cursor import Cursor
-from ot.operation import Operation
-from ot.protocol import ClientMessage, ErrorCode, User
+from tandem.ot.cursor import Cursor
+from tandem.ot.operation import Operation
+from tandem.ot.protocol import ClientMessage, ErrorCode, User
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ot.operation import Operation
+from tandem.ot.operation import Operation
 
 
 class Record(msgspec.Struct, frozen=True):

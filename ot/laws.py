@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ot.cursor import transform_index
-from ot.operation import Component, Delete, Insert, Operation, apply, compose, invert, normalize, transform
+from tandem.ot.cursor import transform_index
+from tandem.ot.operation import Component, Delete, Insert, Operation, apply, compose, invert, normalize, transform
 
 
 class LawViolation(AssertionError):

@@ -23,7 +23,7 @@ from typing import Annotated, TypeAlias
 
 import msgspec
 
-from ot.errors import InvalidOperation
+from tandem.ot.errors import InvalidOperation
 
 # Lengths beyond JavaScript's safe integers could not round-trip through a browser client.
 MAX_LENGTH = 2**53 - 1
@@ -224,4 +224,4 @@ def delete_op(position: int, length: int) -> Operation:
 
 
 # The two-op walks live in their own module; re-exported here, where the API names them.
-from ot.algebra import compose as compose, rebase as rebase, transform as transform  # noqa: E402, I001
+from tandem.ot.algebra import compose as compose, rebase as rebase, transform as transform  # noqa: E402, I001

@@ -13,8 +13,8 @@ from typing import Annotated, TypeAlias
 
 import msgspec
 
-from ot.cursor import Cursor
-from ot.operation import MAX_LENGTH, Operation
+from tandem.ot.cursor import Cursor
+from tandem.ot.operation import MAX_LENGTH, Operation
 
 PROTOCOL_VERSION = 1
 

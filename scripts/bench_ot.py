@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ot import Delete, Insert, Operation, Retain, apply, compose, normalize, transform  # noqa: E402
+from tandem.ot import Delete, Insert, Operation, Retain, apply, compose, normalize, transform  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 MASK = 0xFFFFFFFF

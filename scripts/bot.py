@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ot.protocol import User  # noqa: E402
-from server.client import TandemClient  # noqa: E402
+from tandem.ot.protocol import User  # noqa: E402
+from tandem.server.client import TandemClient  # noqa: E402
 
 
 async def type_into(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / ".hypothesis"))
 import msgspec  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from ot.laws import LAWS, Law  # noqa: E402
+from tandem.ot.laws import LAWS, Law  # noqa: E402
 from tests.strategies import LAW_CASES  # noqa: E402
 
 BATCH = 50  # examples per law per round: the granularity of --seconds

@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 
-from ot.cursor import Cursor, transform_cursor, transform_index
-from ot.errors import InvalidOperation
-from ot.operation import (
+from tandem.ot.cursor import Cursor, transform_cursor, transform_index
+from tandem.ot.errors import InvalidOperation
+from tandem.ot.operation import (
     Component,
     Delete,
     Insert,

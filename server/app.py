@@ -14,13 +14,13 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from server import http
-from server.auth import origin_allowed
-from server.hub import Hub
-from server.metrics import Metrics
-from server.redis_process import RedisProcess
-from server.session import Session
-from server.settings import Settings
+from tandem.server import http
+from tandem.server.auth import origin_allowed
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.redis_process import RedisProcess
+from tandem.server.session import Session
+from tandem.server.settings import Settings
 
 log = logging.getLogger("tandem")
 

@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from server.settings import FIELDS, Settings, env_name, load
+from tandem.server.settings import FIELDS, Settings, env_name, load
 
 USAGE = """tandem serve [options]      run the server (tandem serve --help)
 tandem token DOC [options]  print an access token signed with TANDEM_SECRET"""
@@ -56,7 +56,7 @@ def serve(argv: Sequence[str]) -> int:
         return 2
     import uvicorn
 
-    from server.app import create_app
+    from tandem.server.app import create_app
 
     try:
         sock = bind(settings.host, settings.port)
@@ -67,7 +67,7 @@ def serve(argv: Sequence[str]) -> int:
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
 
     def ready() -> None:
-        from server.auth import access_notice
+        from tandem.server.auth import access_notice
 
         print(f"listening on http://{shown_host}:{port}", flush=True)
         print(access_notice(settings.secret, settings.allowed_origins), flush=True)
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         return serve(rest)
     if command == "token":
-        from server.auth import token_main
+        from tandem.server.auth import token_main
 
         return token_main(rest)
     print(f"tandem: unknown command {command!r}\n{USAGE}", file=sys.stderr)

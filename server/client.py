@@ -22,9 +22,9 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from ot.client import ClientSession
-from ot.cursor import Cursor
-from ot.effects import (
+from tandem.ot.client import ClientSession
+from tandem.ot.cursor import Cursor
+from tandem.ot.effects import (
     Acknowledged,
     CaughtUp,
     Diverged,
@@ -36,8 +36,8 @@ from ot.effects import (
     ServerError,
     TextChanged,
 )
-from ot.operation import Delete, Insert, Operation, Retain, delete_op, insert_op, normalize
-from ot.protocol import User, decode_server_frame, encoder
+from tandem.ot.operation import Delete, Insert, Operation, Retain, delete_op, insert_op, normalize
+from tandem.ot.protocol import User, decode_server_frame, encoder
 
 log = logging.getLogger("tandem.client")
 

@@ -24,15 +24,15 @@ from typing import Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ot.cursor import Cursor, transform_cursor
-from ot.errors import InvalidOperation
-from ot.integrity import next_hash
-from ot.operation import Operation, apply
-from ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
-from server.metrics import Metrics
-from server.settings import Settings
-from server.store.base import HistoryGone, OpStore, StoredOp, encode
-from server.submit import BatchCommit, HeadBehind, RetriesExhausted, Submission, split_repeats
+from tandem.ot.cursor import Cursor, transform_cursor
+from tandem.ot.errors import InvalidOperation
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import Operation, apply
+from tandem.ot.protocol import Ack, Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.store.base import HistoryGone, OpStore, StoredOp, encode
+from tandem.server.submit import BatchCommit, HeadBehind, RetriesExhausted, Submission, split_repeats
 
 log = logging.getLogger("tandem.document")
 

@@ -9,17 +9,17 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
-from ot.errors import InvalidOperation
-from ot.integrity import next_hash
-from ot.operation import Operation, apply
-from ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
-from server.auth import AuthError, Role, authorize
-from server.hub import Hub
-from server.metrics import Metrics
-from server.session import valid_doc_id
-from server.settings import Settings
-from server.store.base import HistoryGone, encode
-from server.submit import Refusal, Submission, validate
+from tandem.ot.errors import InvalidOperation
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import Operation, apply
+from tandem.ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
+from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.session import valid_doc_id
+from tandem.server.settings import Settings
+from tandem.server.store.base import HistoryGone, encode
+from tandem.server.submit import Refusal, Submission, validate
 
 OPS_PAGE = 1000
 VERIFY_PAGE = 2000

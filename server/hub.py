@@ -17,11 +17,11 @@ from typing import Any
 
 import msgspec
 
-from ot.protocol import PresenceUpdate
-from server.document import Document, HeadCheck, PresenceIn, Remote
-from server.metrics import Metrics
-from server.settings import Settings
-from server.store.redis import RedisOpStore
+from tandem.ot.protocol import PresenceUpdate
+from tandem.server.document import Document, HeadCheck, PresenceIn, Remote
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.store.redis import RedisOpStore
 
 log = logging.getLogger("tandem.hub")
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ot.protocol import (
+from tandem.ot.protocol import (
     DocId,
     Error,
     ErrorCode,
@@ -32,12 +32,12 @@ from ot.protocol import (
     SubmitOp,
     client_message_decoder,
 )
-from server.auth import AuthError, Role, authorize
-from server.document import Document, FetchRequest, Join, Leave, PresenceIn, text_of
-from server.hub import Hub
-from server.metrics import Metrics
-from server.settings import Settings
-from server.submit import Refusal, Submission, validate
+from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn, text_of
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.submit import Refusal, Submission, validate
 
 log = logging.getLogger("tandem.session")
 

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ot.errors import InvalidOperation
-from ot.integrity import next_hash
-from ot.operation import Operation, apply, check, length_delta, normalize, rebase, span
-from ot.protocol import Ack, CommittedOp, Error, ErrorCode, Snapshot
-from server.store.base import ClientRecord, HistoryGone, OpStore, StoredOp
+from tandem.ot.errors import InvalidOperation
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import Operation, apply, check, length_delta, normalize, rebase, span
+from tandem.ot.protocol import Ack, CommittedOp, Error, ErrorCode, Snapshot
+from tandem.server.store.base import ClientRecord, HistoryGone, OpStore, StoredOp
 
 
 class Origin(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from ot import Component, Delete, Insert, Operation, Retain, apply, normalize
+from tandem.ot import Component, Delete, Insert, Operation, Retain, apply, normalize
 
 # Chosen so that ties and merges are frequent: few letters, plus the awkward ones.
 ALPHABET = st.sampled_from(

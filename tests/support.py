@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.redis_process import RedisProcess
+from tandem.server.redis_process import RedisProcess
 from tests.reliability.harness import (
     Deployment,
     ServerProcess,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from procs import descendants, stop_group
 
-from server.redis_process import RedisProcess, free_port
+from tandem.server.redis_process import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TANDEM = ROOT / ".venv" / "bin" / "tandem"

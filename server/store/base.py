@@ -13,8 +13,8 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from ot.integrity import genesis_hash
-from ot.protocol import CommittedOp, Snapshot
+from tandem.ot.integrity import genesis_hash
+from tandem.ot.protocol import CommittedOp, Snapshot
 
 committed_op_decoder = msgspec.json.Decoder(CommittedOp)
 snapshot_decoder = msgspec.json.Decoder(Snapshot)

@@ -29,9 +29,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ot.operation import apply
-from ot.protocol import Snapshot
-from server.store.base import (
+from tandem.ot.operation import apply
+from tandem.ot.protocol import Snapshot
+from tandem.server.store.base import (
     ClientRecord,
     CommitResult,
     Head,
@@ -42,7 +42,7 @@ from server.store.base import (
     genesis,
     snapshot_decoder,
 )
-from server.store.pipe import RedisPipe
+from tandem.server.store.pipe import RedisPipe
 
 log = logging.getLogger("tandem.store")
 

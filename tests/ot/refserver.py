@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from ot import InvalidOperation, Operation, apply, check, normalize, rebase
-from ot.integrity import Record, first_bad_revision, genesis_hash, next_hash
-from ot.protocol import (
+from tandem.ot import InvalidOperation, Operation, apply, check, normalize, rebase
+from tandem.ot.integrity import Record, first_bad_revision, genesis_hash, next_hash
+from tandem.ot.protocol import (
     Ack,
     ClientMessage,
     CommittedOp,

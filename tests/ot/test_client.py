@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ot import (
+from tandem.ot import (
     Acknowledged,
     AwaitingAck,
     AwaitingResolution,
@@ -38,8 +38,8 @@ from ot import (
     insert_op,
     rebase,
 )
-from ot.integrity import genesis_hash, next_hash
-from ot.protocol import (
+from tandem.ot.integrity import genesis_hash, next_hash
+from tandem.ot.protocol import (
     Ack,
     CommittedOp,
     Error,

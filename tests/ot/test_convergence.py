@@ -17,7 +17,7 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from ot import (
+from tandem.ot import (
     Acknowledged,
     AwaitingResolution,
     ClientSession,
@@ -36,7 +36,7 @@ from ot import (
     insert_op,
     normalize,
 )
-from ot.protocol import Ack, CommittedOp, Fetch, SubmitOp
+from tandem.ot.protocol import Ack, CommittedOp, Fetch, SubmitOp
 from tests.ot.refserver import POISON, Link, RefServer, check_server, expected_text
 from tests.strategies import contents
 

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from ot import Delete, Operation, laws
+from tandem.ot import Delete, Operation, laws
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz.py"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ot import (
+from tandem.ot import (
     Component,
     Delete,
     Insert,
@@ -19,7 +19,7 @@ from ot import (
     laws,
     transform,
 )
-from ot.algebra import _transform_walk
+from tandem.ot.algebra import _transform_walk
 from tests.strategies import (
     LAW_CASES,
     doc_and_concurrent_ops,

@@ -1,4 +1,4 @@
-from ot import Insert, Retain, apply, compose, transform
+from tandem.ot import Insert, Retain, apply, compose, transform
 
 
 def test_insert_in_the_middle() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ot.client import Synchronized
-from ot.effects import Lost
-from server.client import TandemClient
+from tandem.ot.client import Synchronized
+from tandem.ot.effects import Lost
+from tandem.server.client import TandemClient
 
 
 class Bot:

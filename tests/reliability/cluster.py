@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.redis_process import redis_server_binary
+from tandem.server.redis_process import redis_server_binary
 
 BUS_OFFSET = 10000
 

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from server.redis_process import free_port
+from tandem.server.redis_process import free_port
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -65,7 +65,7 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        args = [sys.executable, "-m", "tandem.server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
         if self.redis_url is not None:
             args += ["--redis-url", self.redis_url]
@@ -144,7 +144,7 @@ class Deployment:
 
     def __init__(self, root: Path, servers: int = 2, *, redis_url: str | None = None,
                  extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
-        from server.redis_process import RedisProcess
+        from tandem.server.redis_process import RedisProcess
 
         self.root = root
         self.redis: RedisProcess | None = None

@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from server.auth import Role, issue_token
+from tandem.server.auth import Role, issue_token
 from tests.reliability.harness import ServerProcess, http_get
 from tests.reliability.wire import Raw
 

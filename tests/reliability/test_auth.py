@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.auth import (
+from tandem.server.auth import (
     LEEWAY_SECONDS,
     AuthError,
     Role,

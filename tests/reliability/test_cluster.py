@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from ot.integrity import next_hash
-from ot.operation import Insert, Retain
-from ot.protocol import CommittedOp
-from server.store.base import ClientRecord, Head, StoredOp, genesis
-from server.store.redis import RedisOpStore
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import Insert, Retain
+from tandem.ot.protocol import CommittedOp
+from tandem.server.store.base import ClientRecord, Head, StoredOp, genesis
+from tandem.server.store.redis import RedisOpStore
 from tests.reliability.cluster import RedisCluster, running_cluster
 from tests.reliability.harness import Deployment, assert_verified, document
 from tests.reliability.wire import Raw

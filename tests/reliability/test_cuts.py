@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from ot.operation import Delete, Insert, Retain, apply
+from tandem.ot.operation import Delete, Insert, Retain, apply
 from tests.reliability.harness import Deployment, assert_verified, document, http_get
 from tests.reliability.wire import Message, Raw, cut
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ot.protocol import client_message_decoder
+from tandem.ot.protocol import client_message_decoder
 from tests.reliability.harness import ServerProcess, assert_verified, document
 from tests.reliability.wire import Message, Raw
 

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from server.hub import Hub
-from server.metrics import Metrics
-from server.redis_process import free_port
-from server.settings import Settings
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.redis_process import free_port
+from tandem.server.settings import Settings
 
 
 def test_a_document_that_failed_to_open_cannot_be_joined() -> None:

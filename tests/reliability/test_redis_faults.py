@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from ot.operation import Insert
-from ot.protocol import Ack, Error
-from server.document import Document, Join
-from server.metrics import Metrics
-from server.settings import Settings
-from server.store.redis import RedisOpStore
-from server.submit import Submission
+from tandem.ot.operation import Insert
+from tandem.ot.protocol import Ack, Error
+from tandem.server.document import Document, Join
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.store.redis import RedisOpStore
+from tandem.server.submit import Submission
 from tests.reliability.proxy import ReplyCutter
 from tests.reliability.wire import Message, Raw
 from tests.support import (

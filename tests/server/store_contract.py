@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from ot.integrity import genesis_hash, next_hash
-from ot.operation import Insert, Operation, Retain, apply
-from ot.protocol import CommittedOp, Snapshot
-from server.store.base import HistoryGone, OpStore, StoredOp
+from tandem.ot.integrity import genesis_hash, next_hash
+from tandem.ot.operation import Insert, Operation, Retain, apply
+from tandem.ot.protocol import CommittedOp, Snapshot
+from tandem.server.store.base import HistoryGone, OpStore, StoredOp
 
 Check = Callable[[OpStore, str], Awaitable[None]]
 CHECKS: list[Check] = []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import serve_parser
-from server.settings import Settings, env_name, load
+from tandem.server.cli import serve_parser
+from tandem.server.settings import Settings, env_name, load
 from tests.support import Raw, ServerProcess, document
 
 
@@ -39,7 +39,7 @@ def test_help_documents_every_setting_with_its_variable() -> None:
 
 
 def test_the_console_script_prints_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--help"],
+    result = subprocess.run([sys.executable, "-m", "tandem.server.cli", "serve", "--help"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "--redis-url" in result.stdout
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ot.operation import Operation
-from server.client import TandemClient
+from tandem.ot.operation import Operation
+from tandem.server.client import TandemClient
 from tests.support import RedisProcess, ServerProcess, document, run
 
 

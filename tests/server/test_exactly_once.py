@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from ot.integrity import genesis_hash, next_hash
-from ot.operation import Delete, Insert, Operation
-from ot.protocol import CommittedOp
-from server.store.base import StoredOp
-from server.store.redis import RedisOpStore
+from tandem.ot.integrity import genesis_hash, next_hash
+from tandem.ot.operation import Delete, Insert, Operation
+from tandem.ot.protocol import CommittedOp
+from tandem.server.store.base import StoredOp
+from tandem.server.store.redis import RedisOpStore
 from tests.support import RedisProcess, ServerProcess, document, http_get, http_post, run
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis as redis_sync
 
-from server.store.redis import Keys
+from tandem.server.store.redis import Keys
 from tests.support import RedisProcess, ServerProcess, document, http_get, http_post
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.client import TandemClient
+from tandem.server.client import TandemClient
 from tests.support import RedisProcess, ServerProcess, assert_verified, document, http_get, run
 
 
@@ -82,11 +82,11 @@ def test_an_op_whose_notification_was_lost_still_arrives(
     """Another process commits and its notification never comes: the periodic head check finds it."""
     import redis as redis_sync
 
-    from ot.integrity import genesis_hash, next_hash
-    from ot.operation import Insert
-    from ot.protocol import CommittedOp
-    from server.store.base import encode
-    from server.store.redis import Keys
+    from tandem.ot.integrity import genesis_hash, next_hash
+    from tandem.ot.operation import Insert
+    from tandem.ot.protocol import CommittedOp
+    from tandem.server.store.base import encode
+    from tandem.server.store.redis import Keys
     from tests.support import Raw
 
     with Raw(tandem.ws_url, doc) as a:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ot.cursor import Cursor, transform_cursor
-from ot.operation import Insert
-from server.client import TandemClient
+from tandem.ot.cursor import Cursor, transform_cursor
+from tandem.ot.operation import Insert
+from tandem.server.client import TandemClient
 from tests.support import Raw, ServerProcess, run
 
 Message = dict[str, Any]

@@ -6,9 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from ot.integrity import canonical_record, genesis_hash, next_hash
-from ot.operation import Delete, Insert, Retain, normalize
-from ot.protocol import ErrorCode
+from tandem.ot.integrity import canonical_record, genesis_hash, next_hash
+from tandem.ot.operation import Delete, Insert, Retain, normalize
+from tandem.ot.protocol import ErrorCode
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 

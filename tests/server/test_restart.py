@@ -143,7 +143,7 @@ def test_when_redis_loses_acknowledged_ops_clients_are_told_not_reset(
 ) -> None:
     import redis as redis_sync
 
-    from server.store.redis import Keys
+    from tandem.server.store.redis import Keys
 
     with Raw(server.ws_url, doc) as a:
         a.hello("a")

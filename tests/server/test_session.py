@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from ot.integrity import genesis_hash, next_hash
-from ot.operation import Insert
-from server.auth import issue_token
+from tandem.ot.integrity import genesis_hash, next_hash
+from tandem.ot.operation import Insert
+from tandem.server.auth import issue_token
 from tests.support import Raw, ServerProcess, document, http_get
 
 INSERT = {"type": "Insert", "content": ""}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.crc import key_slot
 
-from server.store.redis import Keys, RedisOpStore
+from tandem.server.store.redis import Keys, RedisOpStore
 from tests.server.store_contract import CHECKS, Check
 from tests.support import RedisProcess, run, unique_doc
 

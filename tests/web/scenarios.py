@@ -16,11 +16,11 @@ from typing import Any
 
 import msgspec
 
-from ot.client import ClientSession, Synchronized
-from ot.cursor import Cursor
-from ot.effects import Effect, Reconnect, Send
-from ot.operation import Operation
-from ot.protocol import CommittedOp, Error, ErrorCode, Fetch, Presence, ServerMessage, SubmitOp, User
+from tandem.ot.client import ClientSession, Synchronized
+from tandem.ot.cursor import Cursor
+from tandem.ot.effects import Effect, Reconnect, Send
+from tandem.ot.operation import Operation
+from tandem.ot.protocol import CommittedOp, Error, ErrorCode, Fetch, Presence, ServerMessage, SubmitOp, User
 from tests.ot.refserver import Link, RefServer
 
 Step = dict[str, Any]

@@ -1,0 +1,123 @@
+"""The `tandem` command: `tandem serve` runs the server, `tandem token` issues access tokens."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+from tandem.server.settings import FIELDS, Settings, env_name, load
+
+USAGE = """tandem serve [options]      run the server (tandem serve --help)
+tandem token DOC [options]  print an access token signed with TANDEM_SECRET"""
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tandem serve",
+        description="Serve Tandem: WebSocket editing at /ws/{doc}, HTTP at /docs/{doc}, the editor at /. "
+        "Without a Redis URL an embedded redis-server keeps the op log in the data directory. "
+        "Each option may also be set by the environment variable shown.",
+    )
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        env = env_name(field.name) + (" or REDIS_URL" if field.name == "redis_url" else "")
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        shown = shown if shown not in ("", None) else "unset"
+        help_text = f"{FIELDS[field.name]} (env {env}; default: {shown})"
+        parser.add_argument(flag, dest=field.name, default=None, help=help_text, metavar=field.name.upper())
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="server log level (default: info)")
+    return parser
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(argv: Sequence[str]) -> int:
+    args = serve_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k != "log_level"}
+    try:
+        settings = load(flags)
+    except ValueError as e:
+        print(f"tandem serve: {e}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from tandem.server.app import create_app
+
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as e:
+        print(f"tandem serve: cannot listen on {settings.host}:{settings.port}: {e}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+
+    def ready() -> None:
+        from tandem.server.auth import access_notice
+
+        print(f"listening on http://{shown_host}:{port}", flush=True)
+        print(access_notice(settings.secret, settings.allowed_origins), flush=True)
+
+    app = create_app(dataclasses.replace(settings, port=port), on_ready=ready)
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        access_log=False,
+        # Frames are small JSON (~100 bytes): compressing them saves little and cost a quarter
+        # of the CPU of a hot document in profiles (docs/performance.md).
+        ws_per_message_deflate=False,
+        ws_max_size=max(4 * settings.max_frame_bytes, 16 * 1024 * 1024),
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    if args.log_level != "debug":
+        logging.getLogger("uvicorn.error").addFilter(_per_connection_lines)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+    return 0
+
+
+def _per_connection_lines(record: logging.LogRecord) -> bool:
+    """Drop the two INFO lines uvicorn writes for every WebSocket ("[accepted]", "connection
+    open"): noise with thousands of clients, and ~0.2-0.4 ms of every join in the benchmark
+    (docs/performance.md). `--log-level debug` keeps them."""
+    if record.levelno != logging.INFO:
+        return True
+    msg = str(record.msg)
+    return not (msg in ("connection open", "connection closed") or msg.startswith('%s - "WebSocket %s"'))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        return serve(rest)
+    if command == "token":
+        from tandem.server.auth import token_main
+
+        return token_main(rest)
+    print(f"tandem: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""The HTTP side: document text, op ranges, submit without a socket, verify, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+
+from tandem.ot.errors import InvalidOperation
+from tandem.ot.integrity import next_hash
+from tandem.ot.operation import Operation, apply
+from tandem.ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
+from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.session import valid_doc_id
+from tandem.server.settings import Settings
+from tandem.server.store.base import HistoryGone, encode
+from tandem.server.submit import Refusal, Submission, validate
+
+OPS_PAGE = 1000
+VERIFY_PAGE = 2000
+
+STATUS = {
+    ErrorCode.BAD_MESSAGE: 400,
+    ErrorCode.BAD_OP: 400,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.REV_AHEAD: 409,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.READ_ONLY: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class HttpSubmit(msgspec.Struct, frozen=True):
+    client: Id
+    seq: Seq
+    base: Rev
+    ops: Operation
+
+
+class DocText(msgspec.Struct, frozen=True):
+    doc: str
+    rev: int
+    text: str
+    hash: str
+
+
+class Verification(msgspec.Struct, frozen=True):
+    doc: str
+    rev: int
+    ok: bool
+    first_bad: int | None
+    verified_from: int
+    message: str
+
+
+_submit_decoder = msgspec.json.Decoder(HttpSubmit)
+
+
+def json_response(message: object, status: int = 200) -> Response:
+    return Response(encode(message), status_code=status, media_type="application/json")
+
+
+def error_response(code: ErrorCode, message: str, seq: int | None = None) -> Response:
+    return json_response(Error(code=code, message=message, seq=seq), STATUS[code])
+
+
+class HttpError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.response = error_response(code, message)
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _authorize(request: Request, doc: str, need: Role) -> None:
+    if not valid_doc_id(doc):
+        raise HttpError(ErrorCode.BAD_MESSAGE, f"document id {doc[:140]!r} is not 1-128 of A-Z a-z 0-9 . _ -")
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token")
+    try:
+        role = authorize(_settings(request).secret, doc, token)
+    except AuthError as e:
+        raise HttpError(ErrorCode.UNAUTHORIZED, str(e)) from None
+    if need is Role.WRITE and role is not Role.WRITE:
+        raise HttpError(ErrorCode.READ_ONLY, f"your token grants read access to {doc!r}")
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HttpError(ErrorCode.BAD_MESSAGE, f"{name} must be an integer, got {raw[:40]!r}") from None
+    if value < 0:
+        raise HttpError(ErrorCode.BAD_MESSAGE, f"{name} must be 0 or more, got {value}")
+    return value
+
+
+async def redis_unavailable(request: Request, exc: Exception) -> Response:
+    """Any HTTP request that finds Redis unreachable: 503, as /healthz says, never a bare 500."""
+    return error_response(ErrorCode.UNAVAILABLE, f"the op log is unavailable: {type(exc).__name__}")
+
+
+async def get_doc(request: Request) -> Response:
+    doc = request.path_params["doc"]
+    try:
+        _authorize(request, doc, Role.READ)
+        store = _hub(request).store
+        head = await store.head(doc)
+        rev = _int_param(request, "rev", head.rev)
+        assert rev is not None
+        if rev > head.rev:
+            raise HttpError(ErrorCode.REV_AHEAD, f"revision {rev} is past the head {head.rev} of {doc!r}")
+        snap = await store.text_at(doc, rev)
+    except HttpError as e:
+        return e.response
+    except HistoryGone as e:
+        return error_response(ErrorCode.NOT_FOUND, str(e))
+    return json_response(DocText(doc=doc, rev=snap.rev, text=snap.text, hash=snap.hash))
+
+
+async def get_ops(request: Request) -> Response:
+    doc = request.path_params["doc"]
+    try:
+        _authorize(request, doc, Role.READ)
+        store = _hub(request).store
+        head = await store.head(doc)
+        first = max(1, _int_param(request, "from", 1) or 1)
+        wanted = min(_int_param(request, "to", head.rev) or 0, head.rev)
+    except HttpError as e:
+        return e.response
+    last = min(wanted, first + OPS_PAGE - 1)
+    ops = await store.ops(doc, first, last)
+    next_from = last + 1 if last < wanted else None
+    body = b'{"doc":' + encode(doc) + b',"head":' + str(head.rev).encode() + b',"ops":['
+    body += b",".join(s.frame for s in ops) + b'],"next":' + encode(next_from) + b"}"
+    return Response(body, media_type="application/json")
+
+
+async def post_op(request: Request) -> Response:
+    doc = request.path_params["doc"]
+    settings = _settings(request)
+    try:
+        _authorize(request, doc, Role.WRITE)
+    except HttpError as e:
+        return e.response
+    # Read no more than the limit: a huge body must not be held in memory to be refused.
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_frame_bytes:
+            return error_response(ErrorCode.TOO_LARGE,
+                                  f"body of more than {settings.max_frame_bytes} bytes")
+    try:
+        message = _submit_decoder.decode(body)
+    except msgspec.DecodeError as e:
+        return error_response(ErrorCode.BAD_MESSAGE, f"not a valid submit: {e}")
+    try:
+        ops = validate(message.ops, settings.max_components)
+    except Refusal as r:
+        return error_response(r.code, r.message, message.seq)
+    hub = _hub(request)
+    try:
+        document = await hub.acquire(doc)
+    except Exception as e:
+        return error_response(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
+    try:
+        submission = Submission(message.client, message.seq, message.base, ops)
+        document.put(submission)
+        result = await asyncio.shield(submission.result)
+    except asyncio.CancelledError:
+        # Only a server shutting down cancels a request here (after its grace period): answer
+        # instead of dropping the connection. The op may have been committed; a resubmit is safe.
+        return error_response(ErrorCode.UNAVAILABLE, "the server is shutting down; resubmit "
+                              "(an op already committed is acknowledged)", message.seq)
+    finally:
+        hub.release(document)
+    if isinstance(result, Ack):
+        return json_response(result)
+    return json_response(result, STATUS[result.code])
+
+
+async def verify(request: Request) -> Response:
+    """Recompute the integrity chain over the stored log, from genesis or the oldest snapshot kept,
+    and apply every op to the text: an op that does not fit the text before it is reported too."""
+    doc = request.path_params["doc"]
+    try:
+        _authorize(request, doc, Role.READ)
+    except HttpError as e:
+        return e.response
+    store = _hub(request).store
+    head = await store.head(doc)
+    first = await store.first_logged_rev(doc) or head.rev + 1
+    start = await store.snapshot_at_or_before(doc, first - 1)
+    if start.rev != first - 1:
+        return json_response(Verification(doc, head.rev, False, first, first,
+                                          f"revisions {start.rev + 1}..{first - 1} are gone from the log"))
+    prev, rev, text = start.hash, start.rev, start.text
+    while rev < head.rev:
+        page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE))
+        for stored in page:
+            op = stored.op
+            rev += 1
+            if op.rev != rev:
+                return json_response(Verification(doc, head.rev, False, rev, start.rev,
+                                                  f"revision {rev} is missing; found {op.rev}"))
+            prev = next_hash(prev, op.rev, op.client, op.seq, op.ops)
+            if prev != op.hash:
+                return json_response(Verification(doc, head.rev, False, rev, start.rev,
+                                                  f"revision {rev}: stored hash does not match its record"))
+            try:
+                text = apply(text, op.ops)
+            except InvalidOperation as e:
+                return json_response(Verification(doc, head.rev, False, rev, start.rev,
+                                                  f"revision {rev} does not fit the text before it: {e}"))
+        if not page:
+            return json_response(Verification(doc, head.rev, False, rev + 1, start.rev,
+                                              f"revision {rev + 1} is missing from the log"))
+    if prev != head.hash:
+        return json_response(Verification(doc, head.rev, False, head.rev, start.rev,
+                                          "the head hash does not match the last record"))
+    return json_response(Verification(doc, head.rev, True, None, start.rev, "chain intact"))
+
+
+async def healthz(request: Request) -> Response:
+    ok = await _hub(request).store.ping()
+    body = {"status": "ok" if ok else "unhealthy", "redis": ok}
+    return Response(msgspec.json.encode(body), status_code=200 if ok else 503, media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    m: Metrics = request.app.state.metrics
+    return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+
+
+PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>Tandem</title>
+<h1>Tandem</h1>
+<p>This server speaks the Tandem protocol (docs/protocol.md).</p>
+<ul>
+<li>WebSocket: <code>ws://HOST/ws/{doc}</code>, first message
+<code>{"type":"hello","client":"my-editor-1"}</code></li>
+<li>Python: <code>python scripts/bot.py --url ws://HOST/ws/demo</code></li>
+<li>HTTP: <code>GET /docs/{doc}</code>, <code>GET /docs/{doc}/ops</code>,
+<code>POST /docs/{doc}/ops</code></li>
+</ul>
+"""
+
+
+def homepage_for(web_dir: Path | None) -> object:
+    async def homepage(request: Request) -> Response:
+        if web_dir is not None and (web_dir / "index.html").is_file():
+            return FileResponse(web_dir / "index.html")
+        return HTMLResponse(PLACEHOLDER)
+
+    return homepage

