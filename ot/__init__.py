@@ -3,13 +3,13 @@
 No IO, no asyncio, no Redis: the standard library and msgspec only.
 """
 
+from tandem.ot.algebra import compose, rebase, transform
 from tandem.ot.client import (
     AwaitingAck,
     AwaitingResolution,
     AwaitingWithBuffer,
     ClientSession,
     Outstanding,
-    Peer,
     Phase,
     State,
     Synchronized,
@@ -37,16 +37,16 @@ from tandem.ot.operation import (
     Retain,
     apply,
     check,
-    compose,
     delete_op,
     insert_op,
     invert,
     length_delta,
     normalize,
-    rebase,
+    replace_op,
+    replacement,
     span,
-    transform,
 )
+from tandem.ot.presence import Peer, PresenceTracker
 
 __all__ = [
     "Acknowledged",
@@ -71,6 +71,7 @@ __all__ = [
     "Peer",
     "Phase",
     "PresenceChanged",
+    "PresenceTracker",
     "ProtocolViolation",
     "Reconnect",
     "Retain",
@@ -88,6 +89,8 @@ __all__ = [
     "length_delta",
     "normalize",
     "rebase",
+    "replace_op",
+    "replacement",
     "span",
     "transform",
     "transform_cursor",

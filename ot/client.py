@@ -23,9 +23,10 @@ Rules (as h11 keeps its state module):
 6. The own uncommitted op wins insert ties against incoming committed ops (it will
    be committed later), the tie rule of the contract.
 7. The own cursor is shared only while no op is in flight, with the revision its
-   text is the server's at (``presence.rev``); one set meanwhile waits for the ack
+   text is the server's at (the ``rev`` of `Presence`); one set meanwhile waits for the ack
    (the latest wins). Every cursor moves through an op as its owner's own client
    moves it: an insert exactly at a cursor pushes it only if the op is the owner's.
+   The cursors themselves are kept by `ot.presence.PresenceTracker`.
 
 The states::
 
@@ -39,11 +40,11 @@ The states::
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 
+from tandem.ot.algebra import compose, transform
 from tandem.ot.cursor import Cursor, transform_cursor
 from tandem.ot.effects import (
     Acknowledged,
@@ -51,7 +52,6 @@ from tandem.ot.effects import (
     Diverged,
     Effect,
     Lost,
-    PresenceChanged,
     Reconnect,
     Send,
     ServerError,
@@ -59,18 +59,8 @@ from tandem.ot.effects import (
 )
 from tandem.ot.errors import InvalidCursor, InvalidOperation, ProtocolViolation
 from tandem.ot.integrity import next_hash
-from tandem.ot.operation import (
-    IDENTITY,
-    Delete,
-    Insert,
-    Operation,
-    Retain,
-    apply,
-    check,
-    compose,
-    normalize,
-    transform,
-)
+from tandem.ot.operation import IDENTITY, Operation, apply, check, normalize, replacement
+from tandem.ot.presence import Peer, PresenceTracker
 from tandem.ot.protocol import (
     Ack,
     CommittedOp,
@@ -79,7 +69,6 @@ from tandem.ot.protocol import (
     Fetch,
     Hello,
     Pong,
-    Presence,
     PresenceUpdate,
     Ready,
     ServerMessage,
@@ -87,9 +76,6 @@ from tandem.ot.protocol import (
     SubmitOp,
     User,
 )
-
-# How many committed ops the session keeps to move late presence updates forward.
-PRESENCE_HISTORY = 256
 
 # Error codes that do not refuse an op for good: it may be resent (`ClientSession.resubmit`).
 RETRYABLE = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL})
@@ -219,13 +205,6 @@ def _pending(state: State) -> tuple[Outstanding | None, Operation]:
             return o, buffer
 
 
-class Peer(NamedTuple):
-    """Another client's cursor in the local text, and its display data."""
-
-    cursor: Cursor
-    user: User | None
-
-
 class Phase(StrEnum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"  # hello sent, replay or snapshot under way
@@ -262,13 +241,9 @@ class ClientSession:
         self.state: State = SYNCHRONIZED
         self.next_seq = seq
         self.phase = Phase.DISCONNECTED
-        self.cursor: Cursor | None = None
-        self.remote_cursors: dict[str, Peer] = {}
+        self.presence = PresenceTracker(client_id)
         self._reload = False
         self._requested = 0  # the highest revision asked for by a fetch on this connection
-        self._history: deque[tuple[int, str, Operation]] = deque(maxlen=PRESENCE_HISTORY)  # rev, author, op
-        self._early: dict[str, PresenceUpdate] = {}
-        self._presence_held = False  # the cursor was set with an op in flight: shared after its ack
 
     @property
     def outstanding(self) -> Outstanding | None:
@@ -285,6 +260,16 @@ class ClientSession:
         """A reload was asked for: the text holds refused or unverified edits until its snapshot."""
         return self._reload
 
+    @property
+    def cursor(self) -> Cursor | None:
+        """The own cursor in the local text (set it with `set_cursor`)."""
+        return self.presence.cursor
+
+    @property
+    def remote_cursors(self) -> dict[str, Peer]:
+        """The other clients' cursors in the local text, by client id."""
+        return self.presence.peers
+
     # ------------------------------------------------------------ connection
 
     def connect(self) -> list[Effect]:
@@ -297,8 +282,7 @@ class ClientSession:
     def disconnected(self) -> list[Effect]:
         """The connection is gone; messages still queued from it must not be fed in."""
         self.phase = Phase.DISCONNECTED
-        self.remote_cursors.clear()
-        self._early.clear()
+        self.presence.disconnected()
         return []
 
     def resubmit(self) -> list[Effect]:
@@ -328,7 +312,7 @@ class ClientSession:
             self.next_seq += 1
             if live:
                 effects.append(Send(new.message()))
-        self._move_cursors(op, self.client_id)
+        self.presence.move(op, self.client_id)
         return effects
 
     def set_cursor(self, cursor: Cursor | None) -> list[Effect]:
@@ -336,10 +320,10 @@ class ClientSession:
         n = len(self.text)
         if cursor is not None and not (0 <= cursor.anchor <= n and 0 <= cursor.head <= n):
             raise InvalidCursor(f"cursor {cursor.anchor}..{cursor.head} is outside a text of {n} code points")
-        self.cursor = cursor
+        self.presence.cursor = cursor
         if self.phase is not Phase.LIVE:
             return []  # shared at ready
-        return self._share_cursor()
+        return self.presence.share(self.user, self.rev, in_flight=self.outstanding is not None)
 
     # ------------------------------------------------------------ server input
 
@@ -359,7 +343,7 @@ class ClientSession:
             case Ready():
                 return self._on_ready(msg)
             case PresenceUpdate():
-                return self._on_presence(msg)
+                return self.presence.receive(msg, self.rev, self._to_local)
             case Error():
                 return self._on_error(msg)
             case Pong():
@@ -381,12 +365,12 @@ class ClientSession:
             self.state = SYNCHRONIZED
             if o is not None:
                 effects.append(Lost((o.ops, buffer) if buffer else (o.ops,), "a snapshot replaced the text"))
-        replace = _replacement(self.text, msg.text)
+        replace = replacement(self.text, msg.text)
         self.text, self.rev, self.hash = msg.text, msg.rev, msg.hash
-        self._history.clear()
+        self.presence.forget_history()
         if replace:
             effects.append(TextChanged(replace))
-            self._move_cursors(replace, None)
+            self.presence.move(replace, None)
         return effects
 
     def _on_ready(self, msg: Ready) -> list[Effect]:
@@ -401,10 +385,7 @@ class ClientSession:
                 o = Outstanding(o.seq, self.rev, o.ops, o.ops)
                 self.state = _with_outstanding(self.state, o)
             effects.append(Send(o.message()))
-        self._presence_held = False
-        if self.cursor is not None:
-            effects += self._share_cursor()
-        return effects
+        return effects + self.presence.ready(self.user, self.rev, in_flight=o is not None)
 
     def _on_committed(self, msg: CommittedOp) -> list[Effect]:
         if (early := self._in_order(msg.rev)) is not None:
@@ -427,10 +408,10 @@ class ClientSession:
         except InvalidOperation as e:
             return self._diverged(msg.rev, f"the committed op does not fit the replica: {e}")
         self.text, self.rev, self.hash = text, msg.rev, msg.hash
-        self._history.append((msg.rev, msg.client, msg.ops))
-        self._move_cursors(op, msg.client)
+        self.presence.remember(msg.rev, msg.client, msg.ops)
+        self.presence.move(op, msg.client)
         effects: list[Effect] = [TextChanged(op)] if op else []
-        return effects + self._release_presence()
+        return effects + self.presence.release(self.rev, self._to_local)
 
     def _on_ack(self, msg: Ack) -> list[Effect]:
         o, _ = _pending(self.state)
@@ -447,8 +428,8 @@ class ClientSession:
         if self.verify and next_hash(self.hash, msg.rev, self.client_id, msg.seq, o.ops) != msg.hash:
             return self._diverged(msg.rev, "the ack's hash does not match the op in flight")
         self.rev, self.hash = msg.rev, msg.hash
-        self._history.append((msg.rev, self.client_id, o.ops))
-        return self._resolve(msg.seq, msg.rev) + self._release_presence()
+        self.presence.remember(msg.rev, self.client_id, o.ops)
+        return self._resolve(msg.seq, msg.rev) + self.presence.release(self.rev, self._to_local)
 
     def _resolve(self, seq: int, rev: int) -> list[Effect]:
         """The op in flight is in the text at ``self.rev``: send the buffer, if any."""
@@ -461,8 +442,8 @@ class ClientSession:
             self.next_seq += 1
             if new.sent:
                 effects.append(Send(new.message()))
-        elif self._presence_held and self.phase is Phase.LIVE:
-            effects += self._share_cursor()
+        elif self.phase is Phase.LIVE:
+            effects += self.presence.acknowledged(self.user, self.rev)
         return effects
 
     def _on_error(self, msg: Error) -> list[Effect]:
@@ -509,57 +490,14 @@ class ClientSession:
         self._requested = last
         return [Send(Fetch(from_=start, to=last))]
 
-    # ------------------------------------------------------------ presence
-
-    def _share_cursor(self) -> list[Effect]:
-        """Send the own cursor if the local text is the server's at ``rev``; else hold it for the ack."""
-        if self.outstanding is not None:
-            self._presence_held = True
-            return []
-        self._presence_held = False
-        return [Send(Presence(cursor=self.cursor, user=self.user, rev=self.rev))]
-
-    def _on_presence(self, msg: PresenceUpdate) -> list[Effect]:
-        if msg.client == self.client_id:
-            return []
-        if msg.cursor is None:
-            self.remote_cursors.pop(msg.client, None)
-            self._early.pop(msg.client, None)
-            return [PresenceChanged(msg.client, None, msg.user)]
-        if self.rev is None or msg.rev > self.rev:
-            self._early[msg.client] = msg  # placed when the session reaches its revision
-            return []
-        return self._place(msg)
-
-    def _place(self, msg: PresenceUpdate) -> list[Effect]:
-        assert msg.cursor is not None and self.rev is not None
-        cursor = msg.cursor
-        for rev, author, op in self._history:
-            if rev > msg.rev:
-                cursor = transform_cursor(cursor, op, author == msg.client)
+    def _to_local(self, cursor: Cursor) -> Cursor:
+        """A cursor in the server's text at ``rev``, moved through the own edits the local text adds."""
         o, buffer = _pending(self.state)
         if o is not None and not isinstance(self.state, AwaitingResolution):
             cursor = transform_cursor(cursor, o.ops)
         cursor = transform_cursor(cursor, buffer)
         n = len(self.text)
-        cursor = Cursor(min(max(cursor.anchor, 0), n), min(max(cursor.head, 0), n))
-        self.remote_cursors[msg.client] = Peer(cursor, msg.user)
-        return [PresenceChanged(msg.client, cursor, msg.user)]
-
-    def _release_presence(self) -> list[Effect]:
-        effects: list[Effect] = []
-        for client, msg in list(self._early.items()):
-            if self.rev is not None and msg.rev <= self.rev:
-                del self._early[client]
-                effects += self._place(msg)
-        return effects
-
-    def _move_cursors(self, op: Operation, author: str | None) -> None:
-        """Move every cursor through ``op`` of ``author`` (None: a snapshot's replacement), rule 7."""
-        for client, peer in self.remote_cursors.items():
-            self.remote_cursors[client] = Peer(transform_cursor(peer.cursor, op, client == author), peer.user)
-        if self.cursor is not None:
-            self.cursor = transform_cursor(self.cursor, op, author == self.client_id)
+        return Cursor(min(max(cursor.anchor, 0), n), min(max(cursor.head, 0), n))
 
 
 def _with_outstanding(state: State, o: Outstanding) -> State:
@@ -571,22 +509,3 @@ def _with_outstanding(state: State, o: Outstanding) -> State:
         case AwaitingResolution(_, buffer):
             return AwaitingResolution(o, buffer)
     return state
-
-
-def _replacement(old: str, new: str) -> Operation:
-    """An op turning ``old`` into ``new`` that keeps their common prefix and suffix."""
-    if old == new:
-        return IDENTITY
-    limit = min(len(old), len(new))
-    p = 0
-    while p < limit and old[p] == new[p]:
-        p += 1
-    s = 0
-    while s < limit - p and old[-1 - s] == new[-1 - s]:
-        s += 1
-    parts: list[Retain | Insert | Delete] = [Retain(p)] if p else []
-    if p + s < len(new):
-        parts.append(Insert(new[p : len(new) - s]))
-    if p + s < len(old):
-        parts.append(Delete(len(old) - p - s))
-    return tuple(parts)

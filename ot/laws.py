@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from tandem.ot.algebra import compose, transform
 from tandem.ot.cursor import transform_index
-from tandem.ot.operation import Component, Delete, Insert, Operation, apply, compose, invert, normalize, transform
+from tandem.ot.operation import Component, Delete, Insert, Operation, apply, invert, normalize
 
 
 class LawViolation(AssertionError):

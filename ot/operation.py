@@ -1,4 +1,4 @@
-"""Text operations over Unicode code points, and their algebra.
+"""Text operations over Unicode code points, and the functions of one op.
 
 An operation walks a document from its start with three kinds of component:
 
@@ -12,7 +12,8 @@ canonical form never ends with one. Positions count code points, which is what a
 
 An ``Operation`` is an immutable tuple of frozen components in canonical form (see
 `normalize`), so ``==`` compares effect. The components are msgspec Structs tagged by
-"type", so an op decodes straight from a wire frame.
+"type", so an op decodes straight from a wire frame. The walks over two ops (`compose`,
+`transform`, `rebase`) are in `ot.algebra`, which builds on these types.
 """
 
 from __future__ import annotations
@@ -223,5 +224,24 @@ def delete_op(position: int, length: int) -> Operation:
     return builder.build()
 
 
-# The two-op walks live in their own module; re-exported here, where the API names them.
-from tandem.ot.algebra import compose as compose, rebase as rebase, transform as transform  # noqa: E402, I001
+def replace_op(position: int, length: int, content: str) -> Operation:
+    """An op replacing the ``length`` code points from ``position`` with ``content``."""
+    builder = _Builder()
+    builder.retain(position)
+    builder.insert(content)
+    builder.delete(length)
+    return builder.build()
+
+
+def replacement(old: str, new: str) -> Operation:
+    """An op turning ``old`` into ``new`` that keeps their common prefix and suffix."""
+    if old == new:
+        return IDENTITY
+    limit = min(len(old), len(new))
+    p = 0
+    while p < limit and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < limit - p and old[-1 - s] == new[-1 - s]:
+        s += 1
+    return replace_op(p, len(old) - p - s, new[p : len(new) - s])

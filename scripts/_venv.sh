@@ -1,4 +1,4 @@
-# Sourced by scripts/serve and scripts/test: make .venv on first use and keep it in step
+# Sourced by scripts/serve, scripts/test and scripts/check: make .venv on first use and keep it in step
 # with pyproject.toml (reinstalls when the file changes), using only python3.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +12,6 @@ fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   echo "installing Tandem and its dependencies into $VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,bench]" >&2
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,bench,dev]" >&2
   echo "$want" > "$STAMP"
 fi

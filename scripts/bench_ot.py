@@ -25,14 +25,11 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tandem.ot import Delete, Insert, Operation, Retain, apply, compose, normalize, transform  # noqa: E402
+from tandem.ot import Delete, Insert, Operation, Retain, apply, compose, normalize, transform
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 MASK = 0xFFFFFFFF

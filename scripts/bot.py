@@ -14,12 +14,9 @@ import argparse
 import asyncio
 import random
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tandem.ot.protocol import User  # noqa: E402
-from tandem.server.client import TandemClient  # noqa: E402
+from tandem.ot.protocol import User
+from tandem.server.client import TandemClient
 
 
 async def type_into(args: argparse.Namespace) -> int:

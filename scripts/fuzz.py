@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 # Hypothesis keeps caches in its storage directory: keep it in the repository, wherever this runs from.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / ".hypothesis"))
 
@@ -29,7 +28,7 @@ import msgspec  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
 from tandem.ot.laws import LAWS, Law  # noqa: E402
-from tests.strategies import LAW_CASES  # noqa: E402
+from tandem.testing.strategies import LAW_CASES  # noqa: E402
 
 BATCH = 50  # examples per law per round: the granularity of --seconds
 

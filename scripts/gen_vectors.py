@@ -2,7 +2,7 @@
 """Generate the shared OT test vectors in tests/vectors/ from the Python implementation.
 
 The JavaScript client (web/operation.js, web/cursor.js) runs the same files, so the two
-implementations cannot drift apart. The output is deterministic; tests/web/test_vectors.py
+implementations cannot drift apart. The output is deterministic; tests/web/test_js.py
 fails when the checked-in files differ from a fresh generation.
 
     .venv/bin/python scripts/gen_vectors.py          # rewrite tests/vectors/*.json
@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from tandem.ot.algebra import compose, transform
 from tandem.ot.cursor import Cursor, transform_cursor, transform_index
 from tandem.ot.errors import InvalidOperation
 from tandem.ot.operation import (
@@ -32,16 +33,12 @@ from tandem.ot.operation import (
     Retain,
     apply,
     check,
-    compose,
     invert,
     normalize,
-    transform,
 )
+from tandem.testing.scenarios import Scenario  # the client scenarios run on the reference server
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the client scenarios run on the reference server of the tests
-from tests.web.scenarios import Scenario  # noqa: E402
-
 VECTORS = ROOT / "tests" / "vectors"
 SEED = 20261126
 

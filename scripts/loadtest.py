@@ -22,12 +22,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.reliability.cluster import running_cluster  # noqa: E402
-from tests.reliability.harness import Deployment, document  # noqa: E402
-from tests.reliability.load import Counters, LoadConfig, LoadReport, run_load  # noqa: E402
+from tandem.testing.cluster import running_cluster
+from tandem.testing.harness import Deployment, document
+from tandem.testing.load import Counters, LoadConfig, LoadReport, run_load
 
 BAR = 30
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.web.chromium import CHROMIUM_ARGS, find_chromium  # noqa: E402
+from tandem.testing.chromium import CHROMIUM_ARGS, find_chromium
 
 VIEWPORT = {"width": 620, "height": 430}
 

@@ -21,6 +21,8 @@ from tandem.server.metrics import Metrics
 from tandem.server.redis_process import RedisProcess
 from tandem.server.session import Session
 from tandem.server.settings import Settings
+from tandem.server.store.base import StoreUnavailable
+from tandem.server.store.redis import RedisOpStore
 
 log = logging.getLogger("tandem")
 
@@ -40,7 +42,9 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
             await asyncio.to_thread(embedded.start)
             url = embedded.url
             log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
-        hub = Hub(url, settings, metrics)
+        store = RedisOpStore(url, log_retention=settings.log_retention, cluster=settings.redis_cluster,
+                             timeout=settings.redis_timeout)
+        hub = Hub(store, settings, metrics)
         app.state.hub = hub
         app.state.settings = settings
         app.state.metrics = metrics
@@ -52,6 +56,7 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
             yield {}
         finally:
             await hub.close()
+            await store.close()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
@@ -74,9 +79,5 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
     ]
     if web_dir.is_dir():
         routes.append(Mount("/web", app=StaticFiles(directory=web_dir), name="web"))
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    unavailable: Any = http.redis_unavailable
-    handlers = {RedisConnectionError: unavailable, RedisTimeoutError: unavailable}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    unavailable: Any = http.store_unavailable
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreUnavailable: unavailable})

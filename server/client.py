@@ -36,7 +36,7 @@ from tandem.ot.effects import (
     ServerError,
     TextChanged,
 )
-from tandem.ot.operation import Delete, Insert, Operation, Retain, delete_op, insert_op, normalize
+from tandem.ot.operation import Operation, delete_op, insert_op, replace_op
 from tandem.ot.protocol import User, decode_server_frame, encoder
 
 log = logging.getLogger("tandem.client")
@@ -117,12 +117,7 @@ class TandemClient:
         self.edit(delete_op(position, length))
 
     def replace(self, position: int, length: int, content: str) -> None:
-        parts: list[Retain | Insert | Delete] = [Retain(position)] if position else []
-        if content:
-            parts.append(Insert(content))
-        if length:
-            parts.append(Delete(length))
-        self.edit(normalize(parts))
+        self.edit(replace_op(position, length, content))
 
     def set_cursor(self, cursor: Cursor | None) -> None:
         self._perform(self.session.set_cursor(cursor))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import msgspec
@@ -15,11 +16,13 @@ from tandem.ot.operation import Operation, apply
 from tandem.ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
 from tandem.server.auth import AuthError, Role, authorize
 from tandem.server.hub import Hub
+from tandem.server.ids import bad_doc_id, valid_doc_id
 from tandem.server.metrics import Metrics
-from tandem.server.session import valid_doc_id
 from tandem.server.settings import Settings
 from tandem.server.store.base import HistoryGone, encode
 from tandem.server.submit import Refusal, Submission, validate
+
+log = logging.getLogger("tandem.http")
 
 OPS_PAGE = 1000
 VERIFY_PAGE = 2000
@@ -90,7 +93,7 @@ def _settings(request: Request) -> Settings:
 
 def _authorize(request: Request, doc: str, need: Role) -> None:
     if not valid_doc_id(doc):
-        raise HttpError(ErrorCode.BAD_MESSAGE, f"document id {doc[:140]!r} is not 1-128 of A-Z a-z 0-9 . _ -")
+        raise HttpError(ErrorCode.BAD_MESSAGE, bad_doc_id(doc))
     header = request.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token")
     try:
@@ -114,8 +117,8 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     return value
 
 
-async def redis_unavailable(request: Request, exc: Exception) -> Response:
-    """Any HTTP request that finds Redis unreachable: 503, as /healthz says, never a bare 500."""
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """Any HTTP request that finds the op log unreachable: 503, as /healthz says, never a bare 500."""
     return error_response(ErrorCode.UNAVAILABLE, f"the op log is unavailable: {type(exc).__name__}")
 
 
@@ -181,6 +184,7 @@ async def post_op(request: Request) -> Response:
     try:
         document = await hub.acquire(doc)
     except Exception as e:
+        log.warning("cannot open %r", doc, exc_info=True)
         return error_response(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
     try:
         submission = Submission(message.client, message.seq, message.base, ops)

@@ -1,5 +1,5 @@
-"""The documents open in this process, the Redis connection they share, and the
-notifications from other processes routed to them.
+"""The documents open in this process, the op log they share, and the notifications from
+other processes routed to them.
 
 A document opens on first use (subscribe first, then load, so no commit of another
 process falls between the two) and closes a little after its last user leaves. A slow
@@ -21,7 +21,7 @@ from tandem.ot.protocol import PresenceUpdate
 from tandem.server.document import Document, HeadCheck, PresenceIn, Remote
 from tandem.server.metrics import Metrics
 from tandem.server.settings import Settings
-from tandem.server.store.redis import RedisOpStore
+from tandem.server.store.base import OpStore
 
 log = logging.getLogger("tandem.hub")
 
@@ -30,19 +30,18 @@ _presence_decoder = msgspec.json.Decoder(PresenceUpdate)
 
 
 class Hub:
-    def __init__(self, redis_url: str, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, store: OpStore, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.process_id = secrets.token_hex(6).encode()
-        self.store = RedisOpStore(redis_url, listener=self._on_message, log_retention=settings.log_retention,
-                                  cluster=settings.redis_cluster, timeout=settings.redis_timeout)
+        self.store = store
         self.docs: dict[str, Document] = {}
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[object]] = set()
         self._checker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.store.start_listening()
+        self.store.start_listening(self._on_message)
         self._checker = asyncio.create_task(self._check_heads(), name="tandem-head-check")
 
     async def close(self) -> None:
@@ -53,7 +52,6 @@ class Hub:
         for doc in list(self.docs.values()):
             await doc.stop()
         self.docs.clear()
-        await self.store.close()
 
     async def acquire(self, name: str) -> Document:
         """The open document ``name``, opened if needed; pair with `release`."""

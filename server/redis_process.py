@@ -15,7 +15,6 @@ import ctypes
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,13 +38,6 @@ def redis_server_binary() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -55,9 +47,9 @@ def _die_with_parent() -> None:
 class RedisProcess:
     """One redis-server child process over one data directory.
 
-    ``port=None`` listens on a unix socket only; give a port (0 picks a free one, kept
-    across restarts) to listen on 127.0.0.1 instead. ``start``/``stop``/``kill`` may be
-    called repeatedly: a restart keeps the data directory, socket and port.
+    ``port=None`` listens on a unix socket only; give a port to listen on 127.0.0.1
+    instead. ``start``/``stop``/``kill`` may be called repeatedly: a restart keeps the
+    data directory, socket and port.
     """
 
     def __init__(self, data_dir: Path | str, *, port: int | None = None, fsync: str = "everysec",
@@ -65,7 +57,7 @@ class RedisProcess:
         self.data_dir = Path(data_dir).resolve()
         self.fsync = fsync
         self.die_with_parent = die_with_parent
-        self.port = free_port() if port == 0 else port
+        self.port = port
         self.socket_path: Path | None = None
         if self.port is None:
             candidate = self.data_dir / "redis.sock"

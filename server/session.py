@@ -20,7 +20,6 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tandem.ot.protocol import (
-    DocId,
     Error,
     ErrorCode,
     Fetch,
@@ -33,10 +32,12 @@ from tandem.ot.protocol import (
     client_message_decoder,
 )
 from tandem.server.auth import AuthError, Role, authorize
-from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn, text_of
+from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn
 from tandem.server.hub import Hub
+from tandem.server.ids import bad_doc_id, valid_doc_id
 from tandem.server.metrics import Metrics
 from tandem.server.settings import Settings
+from tandem.server.store.base import text_of
 from tandem.server.submit import Refusal, Submission, validate
 
 log = logging.getLogger("tandem.session")
@@ -56,16 +57,7 @@ MAX_BATCH = 256
 BROADCAST_HOLD_SECONDS = 0.025
 _OP_FRAME = '{"type":"op"'
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-_doc_id_decoder = msgspec.json.Decoder(DocId)
 PONG = text_of(Pong())
-
-
-def valid_doc_id(doc: str) -> bool:
-    try:
-        _doc_id_decoder.decode(msgspec.json.encode(doc))
-    except msgspec.ValidationError:
-        return False
-    return True
 
 
 class TokenBucket:
@@ -92,7 +84,7 @@ class Session:
         self.metrics = metrics
         self.doc_name: str = websocket.path_params.get("doc", "")
         self.client = ""
-        self.rev = 0  # the revision of the last op or ack queued to this connection (set by the document)
+        self.rev = 0  # the revision of the last op or ack queued to this connection
         self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
         self.role = Role.READ
         self.doc: Document | None = None
@@ -109,9 +101,11 @@ class Session:
 
     # -- what the document calls --------------------------------------------------------
 
-    def deliver(self, text: str) -> None:
+    def deliver(self, text: str, rev: int | None = None) -> None:
         if self.close_code is not None:
             return
+        if rev is not None:
+            self.rev = rev
         if len(self.outbox) >= self.settings.send_queue_limit:
             self.metrics.inc("tandem_slow_receivers_total")
             self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
@@ -148,8 +142,7 @@ class Session:
         writer = asyncio.create_task(self._write())
         try:
             if not valid_doc_id(self.doc_name):
-                self.error(ErrorCode.BAD_MESSAGE,
-                           f"document id {self.doc_name[:140]!r} is not 1-128 of A-Z a-z 0-9 . _ -")
+                self.error(ErrorCode.BAD_MESSAGE, bad_doc_id(self.doc_name))
                 self.request_close(WS_4400_UNREADABLE, "bad document id")
             else:
                 await self._read()
@@ -242,7 +235,7 @@ class Session:
         try:
             doc = await self.hub.acquire(self.doc_name)
         except Exception as e:
-            log.warning("cannot open %r: %s", self.doc_name, e)
+            log.warning("cannot open %r", self.doc_name, exc_info=True)
             self.error(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
             self.unavailable()
             return

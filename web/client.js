@@ -15,7 +15,8 @@
 //   ServerError {code, message, seq, retryable}
 //   PresenceChanged {client, cursor, user}   another client's cursor (null: it left)
 //   CaughtUp {rev}                      the replay after hello is done
-// Positions and lengths are code points throughout.
+// Positions and lengths are code points throughout. The cursors are kept by a
+// PresenceTracker (peers.js), as ot/client.py leaves them to ot/presence.py.
 //
 //   Synchronized --edit--> AwaitingAck --edit--> AwaitingWithBuffer
 //        ^                  |     ^                   |
@@ -26,12 +27,10 @@
 
 import { transformCursor } from "./cursor.js";
 import { nextHash } from "./integrity.js";
-import { apply, check, compose, Delete, IDENTITY, Insert, InvalidOperation, normalize, Retain, transform }
+import { apply, check, compose, IDENTITY, InvalidOperation, normalize, replacement, transform }
   from "./operation.js";
+import { PresenceTracker } from "./peers.js";
 import { codePointLength } from "./unicode.js";
-
-// How many committed ops the session keeps to move late presence updates forward.
-export const PRESENCE_HISTORY = 256;
 
 // Error codes that do not refuse an op for good: it may be resent (resubmit).
 export const RETRYABLE = new Set(["rate_limited", "unavailable", "internal"]);
@@ -149,13 +148,9 @@ export class ClientSession {
     this.state = SYNCHRONIZED;
     this.nextSeq = seq;
     this.phase = Phase.DISCONNECTED;
-    this.cursor = null;
-    this.remoteCursors = new Map(); // client -> {cursor, user}
+    this.presence = new PresenceTracker(clientId);
     this.reload = false;
     this.requested = 0; // the highest revision asked for by a fetch on this connection
-    this.history = []; // [rev, author, ops] of recent revisions, for late presence updates
-    this.early = new Map(); // presence updates for revisions not reached yet
-    this.presenceHeld = false; // the cursor was set with an op in flight: shared after its ack
   }
 
   /** The op in flight ({seq, base, submitted, ops, sent}), or null. */
@@ -173,6 +168,16 @@ export class ClientSession {
     return this.reload;
   }
 
+  /** The own cursor in the local text (set it with setCursor). */
+  get cursor() {
+    return this.presence.cursor;
+  }
+
+  /** The other clients' cursors in the local text: Map client -> {cursor, user}. */
+  get remoteCursors() {
+    return this.presence.peers;
+  }
+
   // ------------------------------------------------------------ connection
 
   /** A new connection is open: say hello, resuming from the last revision held. */
@@ -186,8 +191,7 @@ export class ClientSession {
   /** The connection is gone; messages still queued from it must not be fed in. */
   disconnected() {
     this.phase = Phase.DISCONNECTED;
-    this.remoteCursors.clear();
-    this.early.clear();
+    this.presence.disconnected();
     return [];
   }
 
@@ -218,7 +222,7 @@ export class ClientSession {
       this.nextSeq += 1;
       if (live) effects.push(send(submitMessage(fresh)));
     }
-    this.moveCursors(op, this.clientId);
+    this.presence.move(op, this.clientId);
     return effects;
   }
 
@@ -228,9 +232,9 @@ export class ClientSession {
     if (cursor && !(cursor.anchor >= 0 && cursor.anchor <= n && cursor.head >= 0 && cursor.head <= n)) {
       throw new InvalidOperation(`cursor ${cursor.anchor}..${cursor.head} is outside a text of ${n}`);
     }
-    this.cursor = cursor && { anchor: cursor.anchor, head: cursor.head };
+    this.presence.cursor = cursor && { anchor: cursor.anchor, head: cursor.head };
     if (this.phase !== Phase.LIVE) return []; // shared at ready
-    return this.shareCursor();
+    return this.presence.share(this.user, this.rev, this.outstanding !== null);
   }
 
   // ------------------------------------------------------------ server input
@@ -246,7 +250,7 @@ export class ClientSession {
       case "op": return this.onCommitted(msg);
       case "ack": return this.onAck(msg);
       case "ready": return this.onReady(msg);
-      case "presence": return this.onPresence(msg);
+      case "presence": return this.presence.receive(msg, this.rev, (c) => this.toLocal(c));
       case "error": return this.onError(msg);
       case "pong": return [];
       default: throw new ProtocolViolation(`not a server message: ${JSON.stringify(msg)}`);
@@ -272,10 +276,10 @@ export class ClientSession {
     this.text = msg.text;
     this.rev = msg.rev;
     this.hash = msg.hash;
-    this.history = [];
+    this.presence.forgetHistory();
     if (replace.length) {
       effects.push({ type: "TextChanged", op: replace, remote: true });
-      this.moveCursors(replace, null);
+      this.presence.move(replace, null);
     }
     return effects;
   }
@@ -292,9 +296,7 @@ export class ClientSession {
       }
       effects.push(send(submitMessage(o)));
     }
-    this.presenceHeld = false;
-    if (this.cursor) effects.push(...this.shareCursor());
-    return effects;
+    return [...effects, ...this.presence.ready(this.user, this.rev, o !== null)];
   }
 
   onCommitted(msg) {
@@ -327,10 +329,10 @@ export class ClientSession {
     this.text = text;
     this.rev = msg.rev;
     this.hash = msg.hash;
-    this.remember(msg.rev, msg.client, msg.ops);
-    this.moveCursors(op, msg.client);
+    this.presence.remember(msg.rev, msg.client, msg.ops);
+    this.presence.move(op, msg.client);
     const effects = op.length ? [{ type: "TextChanged", op, remote: true }] : [];
-    return [...effects, ...this.releasePresence()];
+    return [...effects, ...this.presence.release(this.rev, (c) => this.toLocal(c))];
   }
 
   onAck(msg) {
@@ -347,8 +349,8 @@ export class ClientSession {
     }
     this.rev = msg.rev;
     this.hash = msg.hash;
-    this.remember(msg.rev, this.clientId, o.ops);
-    return [...this.resolve(msg.seq, msg.rev), ...this.releasePresence()];
+    this.presence.remember(msg.rev, this.clientId, o.ops);
+    return [...this.resolve(msg.seq, msg.rev), ...this.presence.release(this.rev, (c) => this.toLocal(c))];
   }
 
   /** The op in flight is in the text at this.rev: send the buffer, if any. */
@@ -360,8 +362,8 @@ export class ClientSession {
     if (buffer.length) {
       this.nextSeq += 1;
       if (fresh.sent) effects.push(send(submitMessage(fresh)));
-    } else if (this.presenceHeld && this.phase === Phase.LIVE) {
-      effects.push(...this.shareCursor());
+    } else if (this.phase === Phase.LIVE) {
+      effects.push(...this.presence.acknowledged(this.user, this.rev));
     }
     return effects;
   }
@@ -410,87 +412,13 @@ export class ClientSession {
     return [send({ type: "fetch", from: start, to: last })];
   }
 
-  remember(rev, author, ops) {
-    this.history.push([rev, author, ops]);
-    if (this.history.length > PRESENCE_HISTORY) this.history.shift();
-  }
-
-  // ------------------------------------------------------------ presence
-
-  /** Send the own cursor if the local text is the server's at rev; else hold it for the ack. */
-  shareCursor() {
-    if (this.outstanding) {
-      this.presenceHeld = true;
-      return [];
-    }
-    this.presenceHeld = false;
-    return [send({ type: "presence", cursor: this.cursor, user: this.user, rev: this.rev })];
-  }
-
-  onPresence(msg) {
-    if (msg.client === this.clientId) return [];
-    const user = msg.user ?? null;
-    if (!msg.cursor) {
-      this.remoteCursors.delete(msg.client);
-      this.early.delete(msg.client);
-      return [{ type: "PresenceChanged", client: msg.client, cursor: null, user }];
-    }
-    if (msg.rev > this.rev) {
-      this.early.set(msg.client, msg); // placed when the session reaches its revision
-      return [];
-    }
-    return this.place(msg);
-  }
-
-  place(msg) {
-    let cursor = msg.cursor;
-    for (const [rev, author, op] of this.history) {
-      if (rev > msg.rev) cursor = transformCursor(cursor, op, author === msg.client);
-    }
+  /** A cursor in the server's text at rev, moved through the own edits the local text adds. */
+  toLocal(cursor) {
     const [o, buffer] = pendingOf(this.state);
     if (o && this.state.name !== "AwaitingResolution") cursor = transformCursor(cursor, o.ops);
-    cursor = clampCursor(transformCursor(cursor, buffer), codePointLength(this.text));
-    const user = msg.user ?? null;
-    this.remoteCursors.set(msg.client, { cursor, user });
-    return [{ type: "PresenceChanged", client: msg.client, cursor, user }];
-  }
-
-  releasePresence() {
-    const effects = [];
-    for (const [client, msg] of [...this.early]) {
-      if (this.rev !== null && msg.rev <= this.rev) {
-        this.early.delete(client);
-        effects.push(...this.place(msg));
-      }
-    }
-    return effects;
-  }
-
-  /** Move every cursor through `op` of `author` (null: a snapshot's replacement): ot/client.py rule 7. */
-  moveCursors(op, author) {
-    for (const [client, peer] of this.remoteCursors) {
-      const cursor = transformCursor(peer.cursor, op, client === author);
-      this.remoteCursors.set(client, { cursor, user: peer.user });
-    }
-    if (this.cursor) this.cursor = transformCursor(this.cursor, op, author === this.clientId);
+    return clampCursor(transformCursor(cursor, buffer), codePointLength(this.text));
   }
 }
 
 const send = (message) => ({ type: "Send", message });
 const lost = (ops, reason) => ({ type: "Lost", ops, reason });
-
-/** An op turning `old` into `fresh` that keeps their common prefix and suffix (code points). */
-export function replacement(old, fresh) {
-  if (old === fresh) return IDENTITY;
-  const a = Array.from(old);
-  const b = Array.from(fresh);
-  const limit = Math.min(a.length, b.length);
-  let p = 0;
-  while (p < limit && a[p] === b[p]) p++;
-  let s = 0;
-  while (s < limit - p && a[a.length - 1 - s] === b[b.length - 1 - s]) s++;
-  const parts = p ? [Retain(p)] : [];
-  if (p + s < b.length) parts.push(Insert(b.slice(p, b.length - s).join("")));
-  if (p + s < a.length) parts.push(Delete(a.length - p - s));
-  return Object.freeze(parts);
-}

@@ -1,5 +1,5 @@
 // Text operations over Unicode code points, and their algebra: the JavaScript twin of
-// ot/operation.py. Shared test vectors (tests/vectors/) keep the two in step.
+// ot/operation.py and ot/algebra.py. Shared test vectors (tests/vectors/) keep them in step.
 //
 // An operation is an array of components that walks a document from its start:
 //   {type: "Retain", length: n}   keep the next n code points
@@ -354,6 +354,28 @@ export function deleteOp(position, length) {
   b.retain(position);
   b.delete(length);
   return b.build();
+}
+
+/** An op replacing the `length` code points from `position` with `content`. */
+export function replaceOp(position, length, content) {
+  const b = new Builder();
+  b.retain(position);
+  b.insert(content);
+  b.delete(length);
+  return b.build();
+}
+
+/** An op turning `old` into `fresh` that keeps their common prefix and suffix (code points). */
+export function replacement(old, fresh) {
+  if (old === fresh) return IDENTITY;
+  const a = Array.from(old);
+  const b = Array.from(fresh);
+  const limit = Math.min(a.length, b.length);
+  let p = 0;
+  while (p < limit && a[p] === b[p]) p++;
+  let s = 0;
+  while (s < limit - p && a[a.length - 1 - s] === b[b.length - 1 - s]) s++;
+  return replaceOp(p, a.length - p - s, b.slice(p, b.length - s).join(""));
 }
 
 /** Whether an op changes nothing. */

@@ -1,7 +1,7 @@
 // The edge between a <textarea> (UTF-16 indices, a value that changes under the user's
 // fingers) and the OT world (code points, operations).
 
-import { apply, normalize, Delete, Insert, Retain } from "./operation.js";
+import { apply, normalize, replaceOp, Delete, Retain } from "./operation.js";
 import { transformCursor } from "./cursor.js";
 import { codePointLength, toCodePoint, toUtf16 } from "./unicode.js";
 
@@ -28,11 +28,7 @@ export function diffToOp(before, after, caret = after.length) {
   if (suffix > 0 && isLow(after.charCodeAt(after.length - suffix))) suffix--;
   const removed = before.slice(prefix, before.length - suffix);
   const added = after.slice(prefix, after.length - suffix);
-  return normalize([
-    Retain(codePointLength(before.slice(0, prefix))),
-    Delete(codePointLength(removed)),
-    Insert(added),
-  ]);
+  return replaceOp(codePointLength(before.slice(0, prefix)), codePointLength(removed), added);
 }
 
 /** The code point position, in the text after `op`, just past its last change. */

@@ -23,14 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import kit
-import memory
-import microbench
-import report
-import spy
-import workloads
-from procs import idle_other_cpu
-from servers import ROOT, SERVERS
+from . import kit, memory, microbench, report, spy, workloads
+from .procs import idle_other_cpu
+from .servers import ROOT, SERVERS
 
 ALL = ["hot8", "hot32", "many", "join20k", "join200k", "authors", "scale", "memory", "transform"]
 BUSY_LIMIT = 0.05  # cores used by others above which a run is for debugging only

@@ -7,9 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from procs import process_name, rss_bytes
-from servers import Running
-from workloads import Bench, Result, _log
+from .procs import process_name, rss_bytes
+from .servers import Running
+from .workloads import Bench, Result, _log
 
 
 def _rss_split(running: Running) -> dict[str, int]:

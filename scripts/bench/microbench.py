@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from procs import CpuWatch
-from servers import ROOT
-from workloads import Bench, Result, _log, _parse_last_json
+from .procs import CpuWatch
+from .servers import ROOT
+from .workloads import Bench, Result, _log, _parse_last_json
 
 
 def transform(b: Bench) -> Result:

@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from servers import ROOT
-from workloads import WORKLOADS, Bench, Result, _log, run_loadgens
+from .servers import ROOT
+from .workloads import WORKLOADS, Bench, Result, _log, run_loadgens
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 SHOWN = (
@@ -59,7 +59,7 @@ def fold(collapsed: str) -> tuple[int, Counter[str], Counter[str]]:
 # Where a sample sits, by the first rule its stack matches (order matters).
 BUCKETS: list[tuple[str, str]] = [
     ("Redis pub/sub listener", r"_listen \(|PubSub\."),
-    ("commit: plan, rebase, hash, Redis call, broadcast to queues", r"Document\._commit|BatchCommit"),
+    ("commit: plan, rebase, hash, Redis call, broadcast to queues", r"Submissions\.commit|_GroupCommit"),
     ("other document work (joins, fetches, remote ops)", r"Document\._"),
     ("sending frames", r"Session\._write|WebSocket\.send|WebSocketsSansIOProtocol\.send|sender \(starlette"),
     ("writing to Redis", r"_send_packed_command|writelines|_Protocol\.flush"),

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import CpuWatch, cpu_seconds, process_name
-from servers import Running, start
+from .procs import CpuWatch, cpu_seconds, process_name
+from .servers import Running, start
 
 Result = dict[str, Any]
 

@@ -21,6 +21,16 @@ snapshot_decoder = msgspec.json.Decoder(Snapshot)
 encode = msgspec.json.Encoder().encode
 
 
+def text_of(message: object) -> str:
+    """A wire message as the text of a WebSocket frame."""
+    return encode(message).decode()
+
+
+class StoreUnavailable(Exception):
+    """The op log cannot be reached (connection refused or lost, no answer in time). Nothing is
+    known to be decided: a commit may or may not have been applied, so its client resubmits."""
+
+
 class HistoryGone(Exception):
     """The log no longer holds the revisions asked for (trimmed after a snapshot)."""
 
@@ -80,6 +90,12 @@ Listener = Callable[[str, bytes], Awaitable[None]]
 
 
 class OpStore(Protocol):
+    """The op log of every document and the notifications between processes that share it.
+
+    Every method raises `StoreUnavailable` when the log cannot be reached, and nothing else
+    of the backend below it.
+    """
+
     async def ping(self) -> bool: ...
 
     async def head(self, doc: str) -> Head: ...
@@ -99,9 +115,11 @@ class OpStore(Protocol):
 
     async def client_record(self, doc: str, client: str) -> ClientRecord | None: ...
 
-    async def trim(self, doc: str, before_rev: int) -> None: ...
-
     async def publish(self, doc: str, message: bytes) -> None: ...
+
+    def start_listening(self, listener: Listener) -> None:
+        """Pass what other processes publish on subscribed documents to ``listener``."""
+        ...
 
     async def subscribe(self, doc: str) -> None: ...
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tandem.ot.operation import apply
 from tandem.ot.protocol import Snapshot
@@ -38,6 +41,7 @@ from tandem.server.store.base import (
     HistoryGone,
     Listener,
     StoredOp,
+    StoreUnavailable,
     encode,
     genesis,
     snapshot_decoder,
@@ -45,6 +49,32 @@ from tandem.server.store.base import (
 from tandem.server.store.pipe import RedisPipe
 
 log = logging.getLogger("tandem.store")
+
+# What says the log cannot be reached (redis-py's own and the pipelined connection's errors):
+# nothing is known to be decided. Any other RedisError is a bug and stays one.
+_UNREACHABLE = (OSError, RedisConnectionError, RedisTimeoutError)
+
+# How long the listener waits for a message while holding the pub/sub connection.
+_LISTEN_POLL_SECONDS = 0.05
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _unavailable_when_unreachable(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Raise `StoreUnavailable` in place of Redis's connection errors: nothing of redis-py
+    crosses the store boundary."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except _UNREACHABLE as e:
+            raise StoreUnavailable(f"{type(e).__name__}: {e}") from e
+
+    return wrapper
 
 # KEYS: head, log, clients, snaps, snaprevs
 # ARGV: channel, expected rev, n, then n x (client, seq, rev, hash, frame), snapshot rev
@@ -127,10 +157,16 @@ def _client(url: str, *, cluster: bool, timeout: float | None) -> Any:
 
 
 class RedisOpStore:
-    """`OpStore` over redis.asyncio. ``listener`` receives what other processes publish."""
+    """`OpStore` over redis.asyncio.
 
-    def __init__(self, url: str, *, listener: Listener | None = None, log_retention: int = 0,
-                 cluster: bool = False, timeout: float | None = None) -> None:
+    ``log_retention``: revisions of log kept behind the latest snapshot (0: all). ``cluster``:
+    ``url`` names a node of a Redis Cluster. ``timeout``: seconds a call may wait for an
+    answer. ``pipelined``: commit over the lean pipelined connection (default: where the URL
+    allows, never on a cluster); False commits through redis-py.
+    """
+
+    def __init__(self, url: str, *, log_retention: int = 0, cluster: bool = False,
+                 timeout: float | None = None, pipelined: bool | None = None) -> None:
         self.url = url
         # On a cluster every command of one document goes to the node owning its hash tag;
         # PUBLISH reaches subscribers on any node, so one pub/sub connection still hears all.
@@ -138,16 +174,22 @@ class RedisOpStore:
         # ``timeout``: a Redis that stops answering fails a call (TimeoutError, `unavailable`)
         # instead of holding a document's task forever.
         self.redis: Any = _client(url, cluster=cluster, timeout=timeout)
-        self.listener = listener
+        self.listener: Listener | None = None
         self.log_retention = log_retention
         # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
-        self._pipe = RedisPipe(url, timeout=timeout) if not cluster and RedisPipe.supports(url) else None
+        if pipelined is None:
+            pipelined = not cluster and RedisPipe.supports(url)
+        if pipelined and (cluster or not RedisPipe.supports(url)):
+            raise ValueError(f"the pipelined commit connection cannot serve {url!r}" +
+                             (" on a cluster" if cluster else ""))
+        self._pipe = RedisPipe(url, timeout=timeout) if pipelined else None
         # Otherwise over redis-py, whose retries may send a commit again after its reply was
         # lost (a cluster client needs them): the second run answers ``moved`` or ``duplicate``,
         # and the document answers the submission from the log, as an ack (server/document.py).
         self._commit = self.redis.register_script(COMMIT)
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
+        self._pubsub_lock = asyncio.Lock()
         self._listen_task: asyncio.Task[None] | None = None
 
     # -- commits and reads --------------------------------------------------------------
@@ -158,12 +200,14 @@ class RedisOpStore:
         except (RedisError, OSError):
             return False
 
+    @_unavailable_when_unreachable
     async def head(self, doc: str) -> Head:
         rev, hash_ = await self.redis.hmget(Keys(doc).head, ["rev", "hash"])
         if rev is None:
             return Head(0, genesis(doc).hash)
         return Head(int(rev), hash_.decode())
 
+    @_unavailable_when_unreachable
     async def commit(self, doc: str, expected_rev: int, records: Sequence[StoredOp],
                      snapshot: Snapshot | None = None) -> CommitResult:
         keys = Keys(doc)
@@ -192,18 +236,21 @@ class RedisOpStore:
             original=ClientRecord(int(reply[2]), int(reply[3]), reply[4].decode()),
         )
 
+    @_unavailable_when_unreachable
     async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
         if last < first:
             return []
         entries = await self.redis.xrange(Keys(doc).log, _entry_id(max(first, 1)), _entry_id(last))
         return [StoredOp.from_frame(fields[b"r"]) for _, fields in entries]
 
+    @_unavailable_when_unreachable
     async def first_logged_rev(self, doc: str) -> int | None:
         entries = await self.redis.xrange(Keys(doc).log, "-", "+", count=1)
         if not entries:
             return None
         return int(entries[0][0].split(b"-")[0])
 
+    @_unavailable_when_unreachable
     async def snapshot_at_or_before(self, doc: str, rev: int) -> Snapshot:
         keys = Keys(doc)
         revs = await self.redis.zrevrangebyscore(keys.snaprevs, rev, 1, start=0, num=1)
@@ -214,6 +261,7 @@ class RedisOpStore:
             return genesis(doc)
         return snapshot_decoder.decode(frame)
 
+    @_unavailable_when_unreachable
     async def text_at(self, doc: str, rev: int) -> Snapshot:
         """The document at revision ``rev`` (at most the head): a snapshot plus the ops after it."""
         snap = await self.snapshot_at_or_before(doc, rev)
@@ -230,6 +278,7 @@ class RedisOpStore:
             text = apply(text, stored.op.ops)
         return Snapshot(rev=rev, text=text, hash=ops[-1].op.hash)
 
+    @_unavailable_when_unreachable
     async def client_record(self, doc: str, client: str) -> ClientRecord | None:
         raw = await self.redis.hget(Keys(doc).clients, client)
         if raw is None:
@@ -237,35 +286,43 @@ class RedisOpStore:
         seq, rev, hash_ = raw.decode().split(":")
         return ClientRecord(int(seq), int(rev), hash_)
 
-    async def trim(self, doc: str, before_rev: int) -> None:
-        """Drop log entries of revisions below ``before_rev`` (history older than a snapshot)."""
-        await self.redis.xtrim(Keys(doc).log, minid=_entry_id(before_rev), approximate=False)
-
-    async def delete(self, doc: str) -> None:
-        keys = Keys(doc)
-        await self.redis.delete(*keys.commit_keys())
-
     # -- between processes --------------------------------------------------------------
 
+    @_unavailable_when_unreachable
     async def publish(self, doc: str, message: bytes) -> None:
         await self.redis.publish(Keys(doc).channel, message)
 
     async def subscribe(self, doc: str) -> None:
         channel = Keys(doc).channel
         self._channels.add(channel)
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.subscribe(channel)
+        await self._on_pubsub("subscribe", channel)
 
     async def unsubscribe(self, doc: str) -> None:
         channel = Keys(doc).channel
         self._channels.discard(channel)
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.unsubscribe(channel)
+        await self._on_pubsub("unsubscribe", channel)
 
-    def start_listening(self) -> None:
-        if self.listener is not None and self._listen_task is None:
+    async def _on_pubsub(self, command: str, channel: str) -> None:
+        """(Un)subscribe on the live pub/sub connection, if there is one.
+
+        Under ``_pubsub_lock``: redis-py's pub/sub connection takes one reader at a time (its
+        health check reads a PING's answer), and the listener reads it too. A failure never
+        fails the caller: the listener subscribes to every channel in ``_channels`` each time
+        it reconnects, and documents re-read their head, so a lost subscription costs latency.
+        """
+        async with self._pubsub_lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
+            try:
+                await getattr(pubsub, command)(channel)
+            except Exception as e:
+                log.info("%s %s failed (%s: %s); the listener repairs it", command, channel,
+                         type(e).__name__, e)
+
+    def start_listening(self, listener: Listener) -> None:
+        self.listener = listener
+        if self._listen_task is None:
             self._listen_task = asyncio.create_task(self._listen(), name="tandem-pubsub")
 
     async def _listen(self) -> None:
@@ -278,11 +335,15 @@ class RedisOpStore:
                 with contextlib.suppress(RedisError, OSError):
                     await self.redis.initialize()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            self._pubsub = pubsub
             try:
-                await pubsub.subscribe("tandem:process", *self._channels)
+                async with self._pubsub_lock:
+                    # a channel of its own keeps the connection subscribed when no document is open
+                    await pubsub.subscribe("tandem:process", *self._channels)
+                    self._pubsub = pubsub
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    # a short wait: a subscription waits for the lock at most this long
+                    async with self._pubsub_lock:
+                        message = await pubsub.get_message(timeout=_LISTEN_POLL_SECONDS)
                     if message is None or message["type"] != "message":
                         continue
                     doc = doc_of_channel(message["channel"])
@@ -294,6 +355,9 @@ class RedisOpStore:
                 raise
             except Exception as e:  # never let the listener die: it is this process's ears
                 log.warning("pub/sub connection lost (%s: %s); reconnecting", type(e).__name__, e)
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
                 await asyncio.sleep(0.5)
             finally:
                 self._pubsub = None

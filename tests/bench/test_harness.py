@@ -5,15 +5,11 @@ No timing here: speed is measured only by scripts/bench itself.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "bench"))
-
-import report  # noqa: E402
-import spy  # noqa: E402
-from workloads import authors_ladder, authors_pass  # noqa: E402
+from scripts.bench import report, spy
+from scripts.bench.workloads import authors_ladder, authors_pass
 
 
 def run(server: str, name: str, **kw: Any) -> dict[str, Any]:
@@ -110,7 +106,7 @@ def test_fold_counts_self_and_inclusive_samples() -> None:
 
 def test_buckets_sort_samples_by_where_they_sit() -> None:
     raw = ("Session._write (server/session.py:1);WebSocket.send_text (starlette/websockets.py:2) 6\n"
-           "Document._run (server/document.py:1);Document._commit (server/document.py:2) 3\n"
+           "Document._run (server/document.py:1);Submissions.commit (server/submit.py:2) 3\n"
            "Runner.run (asyncio/runners.py:118) 1\n")
     shares = dict(spy.buckets(raw))
     assert shares["sending frames"] == 60.0

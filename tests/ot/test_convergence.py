@@ -37,8 +37,8 @@ from tandem.ot import (
     normalize,
 )
 from tandem.ot.protocol import Ack, CommittedOp, Fetch, SubmitOp
-from tests.ot.refserver import POISON, Link, RefServer, check_server, expected_text
-from tests.strategies import contents
+from tandem.testing.refserver import POISON, Link, RefServer, check_server, expected_text
+from tandem.testing.strategies import contents
 
 CLIENTS = 3
 TOKEN_BASE = 0xF0000  # astral private-use characters: one per insert, never deleted

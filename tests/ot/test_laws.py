@@ -20,7 +20,7 @@ from tandem.ot import (
     transform,
 )
 from tandem.ot.algebra import _transform_walk
-from tests.strategies import (
+from tandem.testing.strategies import (
     LAW_CASES,
     doc_and_concurrent_ops,
     doc_and_op,

@@ -11,8 +11,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from tandem.server.auth import Role, issue_token
-from tests.reliability.harness import ServerProcess, http_get
-from tests.reliability.wire import Raw
+from tests.support import Raw, ServerProcess, http_get
 
 SECRET = "access-test-secret-long-enough-for-hs256"
 ORIGIN = "https://app.example.com"

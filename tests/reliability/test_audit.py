@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.reliability.audit import Ledger, audit, boundaries, token
+from tandem.testing.audit import Ledger, audit, boundaries, token
 
 A, B, C = token(1, 1), token(1, 2), token(2, 1)
 

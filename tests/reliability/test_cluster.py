@@ -13,9 +13,9 @@ from tandem.ot.operation import Insert, Retain
 from tandem.ot.protocol import CommittedOp
 from tandem.server.store.base import ClientRecord, Head, StoredOp, genesis
 from tandem.server.store.redis import RedisOpStore
-from tests.reliability.cluster import RedisCluster, running_cluster
-from tests.reliability.harness import Deployment, assert_verified, document
-from tests.reliability.wire import Raw
+from tandem.testing.cluster import RedisCluster, running_cluster
+from tests.server.store_contract import CHECKS, Check, run_check
+from tests.support import Deployment, Raw, assert_verified, document
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,11 @@ def test_one_script_spans_the_keys_of_one_hash_tag(cluster: RedisCluster) -> Non
 
 
 
+@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
+def test_the_store_contract_holds_on_the_cluster(cluster: RedisCluster, check: Check) -> None:
+    asyncio.run(asyncio.wait_for(run_check(check, cluster.url, cluster=True), 30))
+
+
 def test_op_store_commits_and_notifies_across_nodes(cluster: RedisCluster) -> None:
     """Two stores (two processes, in effect) on the cluster: commits on documents of every node
     are refused when stale, replayed in order, and heard by the other store's subscription."""
@@ -63,11 +68,11 @@ def test_op_store_commits_and_notifies_across_nodes(cluster: RedisCluster) -> No
 
     async def run() -> None:
         writer = RedisOpStore(cluster.url, cluster=True)
-        reader = RedisOpStore(cluster.url, listener=listener, cluster=True)
+        reader = RedisOpStore(cluster.url, cluster=True)
         try:
             for doc in docs:
                 await reader.subscribe(doc)
-            reader.start_listening()
+            reader.start_listening(listener)
             await asyncio.sleep(0.3)  # the subscription is in place before the first commit
             for doc in docs:
                 prev = genesis(doc).hash

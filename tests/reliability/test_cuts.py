@@ -15,8 +15,7 @@ import pytest
 import redis
 
 from tandem.ot.operation import Delete, Insert, Retain, apply
-from tests.reliability.harness import Deployment, assert_verified, document, http_get
-from tests.reliability.wire import Message, Raw, cut
+from tests.support import Deployment, Message, Raw, assert_verified, cut, document, http_get
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tandem.ot.protocol import client_message_decoder
-from tests.reliability.harness import ServerProcess, assert_verified, document
-from tests.reliability.wire import Message, Raw
+from tests.support import Message, Raw, ServerProcess, assert_verified, document
 
 DOC = "calm"
 SEED_TEXT = "hello wörld 😀"

@@ -31,9 +31,10 @@ from tandem.server.metrics import Metrics
 from tandem.server.settings import Settings
 from tandem.server.store.redis import RedisOpStore
 from tandem.server.submit import Submission
-from tests.reliability.proxy import ReplyCutter
-from tests.reliability.wire import Message, Raw
+from tandem.testing.proxy import ReplyCutter
 from tests.support import (
+    Message,
+    Raw,
     RedisProcess,
     ServerProcess,
     assert_verified,
@@ -121,10 +122,17 @@ def joined_late(writer: ServerProcess, reader: ServerProcess, doc: str, revs: in
     return raw
 
 
-def deafen(store: RedisProcess) -> None:
-    """Drop every process's pub/sub connection: what is committed next goes unheard for a while."""
+def deafen(store: RedisProcess, listeners: int = 2) -> None:
+    """Drop every process's pub/sub connection: what is committed next goes unheard for a while.
+
+    Waits for ``listeners`` (p1 and p2) to be listening first: one still reconnecting after the
+    last deafening would otherwise be left out, and hear what it must not."""
     with redis.Redis.from_url(store.url) as r:
-        assert r.client_kill_filter(_type="pubsub") >= 1
+        deadline = time.monotonic() + 10
+        while len(r.client_list(_type="pubsub")) < listeners:
+            assert time.monotonic() < deadline, "the servers never listened again"
+            time.sleep(0.02)
+        assert r.client_kill_filter(_type="pubsub") >= listeners
 
 
 def through_acks(raw: Raw, acks: int, timeout: float = 10.0) -> list[Message]:
@@ -211,7 +219,8 @@ def test_a_resume_on_a_process_that_has_not_heard_of_the_op_gets_an_ack(
         watcher.hello("watcher")
         deafen(store)
         # alice's op is committed on p1 and her answer is lost; p2 does not hear of it
-        assert post(p1, doc, "alice", 1, 0, "[a]")[0] == 200
+        status, body = post(p1, doc, "alice", 1, 0, "[a]")
+        assert status == 200, body
         with Raw(p2.ws_url, doc) as alice:
             alice.send({"type": "hello", "client": "alice", "rev": 0})
             ready = alice.until("ready")
@@ -231,7 +240,8 @@ def test_an_ack_answered_from_the_client_record_comes_after_the_ops_before_it(
         deafen(store)
         # Two revisions p2 does not hear of: bob's, then alice's op made on revision 0
         assert post(p1, doc, "bob", 1, 6, "[b]")[0] == 200
-        assert post(p1, doc, "alice", 1, 0, "[a]")[0] == 200
+        status, body = post(p1, doc, "alice", 1, 0, "[a]")
+        assert status == 200, body
         # Resubmitted on p2: its base is older than the log holds, so the answer comes from
         # alice's record (revision 8), after revision 7, never before it.
         alice.send(op(1, 0, "[a]"))
@@ -319,8 +329,10 @@ class Listener:
         self.sent: list[str] = []
         self.closed = False
 
-    def deliver(self, text: str) -> None:
+    def deliver(self, text: str, rev: int | None = None) -> None:
         self.sent.append(text)
+        if rev is not None:
+            self.rev = rev
 
     def unavailable(self) -> None:
         self.closed = True

@@ -13,8 +13,7 @@ from functools import partial
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.reliability.harness import Deployment, ServerProcess, assert_verified, document, http_get
-from tests.reliability.wire import Message, Raw, cut
+from tests.support import Deployment, Message, Raw, ServerProcess, assert_verified, cut, document, http_get
 
 pytestmark = pytest.mark.slow
 DOC = "redis-crash"

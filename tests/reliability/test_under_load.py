@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.reliability.harness import Deployment, assert_verified, document
-from tests.reliability.load import LoadConfig, LoadReport, run_load
+from tandem.testing.load import LoadConfig, LoadReport, run_load
+from tests.support import Deployment, assert_verified, document
 
 pytestmark = pytest.mark.slow
 Fault = Callable[[], Awaitable[str]]

@@ -1,12 +1,16 @@
-"""The OpStore contract, written once and run against every store (test_store_redis.py).
+"""The OpStore contract, written once and run over every commit path: the pipelined
+connection and redis-py (test_store_redis.py), and a Redis Cluster (tests/reliability/test_cluster.py).
 
-Each check is an async function taking a fresh store and a document id no other check uses.
+Each check is an async function taking a fresh store, made with ``log_retention=LOG_RETENTION``
+and listening (what it hears goes to its ``received`` queue), and a document id no other
+check uses. `run_check` does that.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -14,9 +18,28 @@ from tandem.ot.integrity import genesis_hash, next_hash
 from tandem.ot.operation import Insert, Operation, Retain, apply
 from tandem.ot.protocol import CommittedOp, Snapshot
 from tandem.server.store.base import HistoryGone, OpStore, StoredOp
+from tandem.server.store.redis import RedisOpStore
+from tests.support import unique_doc
 
 Check = Callable[[OpStore, str], Awaitable[None]]
 CHECKS: list[Check] = []
+LOG_RETENTION = 2
+
+
+async def run_check(check: Check, url: str, **options: Any) -> None:
+    """Run ``check`` on a fresh `RedisOpStore` over ``url`` (``options`` go to its constructor)."""
+    received: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+
+    async def listener(doc: str, message: bytes) -> None:
+        received.put_nowait((doc, message))
+
+    store = RedisOpStore(url, log_retention=LOG_RETENTION, **options)
+    store.received = received  # type: ignore[attr-defined]
+    store.start_listening(listener)
+    try:
+        await check(store, unique_doc(check.__name__[:40].replace("_", "-")))
+    finally:
+        await store.close()
 
 
 def check(fn: Check) -> Check:
@@ -117,12 +140,15 @@ async def text_at_a_past_revision_uses_snapshots_and_the_log(store: OpStore, doc
 
 
 @check
-async def a_trimmed_log_still_serves_text_from_a_snapshot(store: OpStore, doc: str) -> None:
+async def a_log_kept_to_its_retention_still_serves_text_from_a_snapshot(store: OpStore, doc: str) -> None:
+    # A snapshot at 5 trims the log to just after the latest snapshot at or below 5 - LOG_RETENTION.
     records = typing(doc, "hello")
     await store.commit(doc, 0, records[:3], Snapshot(rev=3, text="hel", hash=records[2].op.hash))
-    await store.commit(doc, 3, records[3:])
-    await store.trim(doc, 3)
-    assert await store.first_logged_rev(doc) == 3
+    assert await store.first_logged_rev(doc) == 1, "no snapshot at or below 3 - LOG_RETENTION yet"
+    await store.commit(doc, 3, records[3:], Snapshot(rev=5, text="hello", hash=records[4].op.hash))
+    assert 5 - LOG_RETENTION == 3
+    assert await store.first_logged_rev(doc) == 4
+    assert (await store.text_at(doc, 4)).text == "hell"
     assert (await store.text_at(doc, 5)).text == "hello"
     with pytest.raises(HistoryGone):
         await store.text_at(doc, 2)

@@ -1,35 +1,20 @@
-"""The store contract against a real redis-server, and what is particular to Redis."""
+"""The store contract against a real redis-server over both commit paths, and what is
+particular to Redis."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 from redis.crc import key_slot
 
 from tandem.server.store.redis import Keys, RedisOpStore
-from tests.server.store_contract import CHECKS, Check
+from tests.server.store_contract import CHECKS, Check, run_check
 from tests.support import RedisProcess, run, unique_doc
 
 
-async def _run_check(url: str, check: Check) -> None:
-    received: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-
-    async def listener(doc: str, message: bytes) -> None:
-        received.put_nowait((doc, message))
-
-    store = RedisOpStore(url, listener=listener)
-    store.received = received  # type: ignore[attr-defined]
-    store.start_listening()
-    try:
-        await check(store, unique_doc(check.__name__[:40].replace("_", "-")))
-    finally:
-        await store.close()
-
-
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "redis-py"])
 @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
-def test_contract(redis: RedisProcess, check: Check) -> None:
-    run(_run_check(redis.url, check))
+def test_contract(redis: RedisProcess, check: Check, pipelined: bool) -> None:
+    run(run_check(check, redis.url, pipelined=pipelined))
 
 
 def test_the_keys_of_one_document_share_a_hash_slot() -> None:

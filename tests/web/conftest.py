@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from tandem.testing.chromium import CHROMIUM_ARGS, find_chromium
 from tests.support import RedisProcess, ServerProcess
-from tests.web.chromium import CHROMIUM_ARGS, find_chromium
 from tests.web.pages import Editors
 
 ROOT = Path(__file__).resolve().parents[2]

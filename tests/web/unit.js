@@ -2,7 +2,7 @@
 // textarea diff and the undo manager. Run under Node (run_node.js) and in Chromium
 // (test_js.py); returns the names and errors of failing tests, never throws.
 
-import { apply, insertOp } from "../../web/operation.js";
+import { apply, insertOp, replaceOp, replacement } from "../../web/operation.js";
 import { diffToOp, Shown } from "../../web/textarea.js";
 import { genesisHash, nextHash } from "../../web/integrity.js";
 import { TandemClient } from "../../web/tandem.js";
@@ -23,6 +23,13 @@ const TESTS = {
     eq(toUtf16("ab", 9), 2, "positions past the end clamp");
     eq([hasLoneSurrogate("a\ud83d"), hasLoneSurrogate("😀"), hasLoneSurrogate("\ude00")],
       [true, false, true], "lone surrogates");
+  },
+  "a replacement keeps the common prefix and suffix, in code points"() {
+    eq(replacement("a😀bc", "a😀xc"),
+      [{ type: "Retain", length: 2 }, { type: "Insert", content: "x" }, { type: "Delete", length: 1 }], "one letter");
+    eq(replacement("aa", "a"), [{ type: "Retain", length: 1 }, { type: "Delete", length: 1 }], "a shorter text");
+    eq(replacement("same", "same"), [], "no change");
+    eq(replaceOp(0, 0, ""), [], "an empty replace");
   },
   "diff of a typed character uses the caret to place it"() {
     eq(diffToOp("aa", "aaa", 1), [{ type: "Insert", content: "a" }], "insert at the start of aa");

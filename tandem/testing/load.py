@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tests.reliability.audit import Audit, Ledger, audit, boundaries, token
-from tests.reliability.bot import Bot
-from tests.reliability.proxy import Balancer
+from tandem.testing.audit import Audit, Ledger, audit, boundaries, token
+from tandem.testing.bot import Bot
+from tandem.testing.proxy import Balancer
 
 Progress = Callable[["Counters"], None]
 Fault = Callable[[], Awaitable[str]]

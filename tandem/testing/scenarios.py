@@ -1,6 +1,6 @@
 """Recorded runs of the Python client state machine, for tests/vectors/client.json.
 
-The reference server of tests/ot/refserver.py and a lossy connection drive one
+The reference server of refserver.py and a lossy connection drive one
 `ClientSession` through random edits, remote commits, presence, lost, duplicated and
 corrupted messages, reconnects with and without the log, and refused ops. Every input and
 the effects it returned are recorded, so the JavaScript twin (web/client.js) can replay
@@ -21,7 +21,7 @@ from tandem.ot.cursor import Cursor
 from tandem.ot.effects import Effect, Reconnect, Send
 from tandem.ot.operation import Operation
 from tandem.ot.protocol import CommittedOp, Error, ErrorCode, Fetch, Presence, ServerMessage, SubmitOp, User
-from tests.ot.refserver import Link, RefServer
+from tandem.testing.refserver import Link, RefServer
 
 Step = dict[str, Any]
 OTHER_USER = User(name="Grace", color="#c2185b")

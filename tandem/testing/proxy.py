@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 
 
 class Balancer:
@@ -51,23 +52,27 @@ class Balancer:
             writer.transport.abort()
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        for _ in range(len(self.backends)):
-            host, port = self.backends[self._turn % len(self.backends)]
-            self._turn += 1
-            try:
-                server_r, server_w = await asyncio.open_connection(host, port)
-                break
-            except OSError:
-                continue
-        else:
-            client_w.transport.abort()
-            return
-        link = (client_w, server_w)
-        self._links.add(link)
+        link: tuple[asyncio.StreamWriter, asyncio.StreamWriter] | None = None
         try:
+            for _ in range(len(self.backends)):
+                host, port = self.backends[self._turn % len(self.backends)]
+                self._turn += 1
+                try:
+                    server_r, server_w = await asyncio.open_connection(host, port)
+                    break
+                except OSError:
+                    continue
+            else:
+                return
+            link = (client_w, server_w)
+            self._links.add(link)
             await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
         finally:
-            self._drop(link)
+            # also when cancelled at the loop's end: a socket left open is a ResourceWarning
+            if link is None:
+                client_w.transport.abort()
+            else:
+                self._drop(link)
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,8 +89,6 @@ class ReplyCutter:
     its answer is lost. Runs its own event loop in a thread, so blocking tests can use it."""
 
     def __init__(self, backend_port: int, marker: bytes) -> None:
-        import threading
-
         self.backend_port = backend_port
         self.marker = marker
         self.cuts = 0
@@ -103,13 +106,18 @@ class ReplyCutter:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def _serve(self, ready: object) -> None:
+    async def _serve(self, ready: threading.Event) -> None:
         self._stop = asyncio.Event()
         server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = server.sockets[0].getsockname()[1]
-        ready.set()  # type: ignore[attr-defined]
+        ready.set()
         async with server:
             await self._stop.wait()
+        # connections still forwarding end with the proxy
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -117,6 +125,9 @@ class ReplyCutter:
         except OSError:
             client_w.transport.abort()
             return
+        except asyncio.CancelledError:
+            client_w.transport.abort()
+            raise
 
         async def down() -> None:
             while data := await server_r.read(65536):
@@ -127,14 +138,18 @@ class ReplyCutter:
                 await client_w.drain()
 
         tasks = [asyncio.ensure_future(Balancer._pipe(client_r, server_w)), asyncio.ensure_future(down())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        client_w.transport.abort()
-        server_w.transport.abort()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when cancelled as the cutter closes
+            client_w.transport.abort()
+            server_w.transport.abort()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
