@@ -26,8 +26,9 @@ async def type_into(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"others changed the text: {text!r}", flush=True)
 
-    client = TandemClient(args.url, args.client, token=args.token, user=User(name=args.name),
-                          on_change=changed)
+    client = TandemClient(
+        args.url, args.client, token=args.token, user=User(name=args.name), on_change=changed
+    )
     await client.connect()
     print(f"{client.client_id} connected at revision {client.rev}: {client.text!r}", flush=True)
     try:
@@ -47,8 +48,9 @@ async def type_into(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/demo", help="ws://HOST:PORT/ws/DOC")
-    parser.add_argument("--text", default="The quick brown fox jumps over the lazy dog. ",
-                        help="what to type")
+    parser.add_argument(
+        "--text", default="The quick brown fox jumps over the lazy dog. ", help="what to type"
+    )
     parser.add_argument("--delay", type=float, default=0.05, help="seconds between keystrokes")
     parser.add_argument("--append", action="store_true", help="type at the end, not at random places")
     parser.add_argument("--client", default=None, help="client id (default: a fresh one)")

@@ -38,22 +38,53 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=10.0, help="edits per second per client (default 10)")
     p.add_argument("--delete-share", type=float, default=0.2, help="share of edits that delete (default 0.2)")
     p.add_argument("--seed", type=int, default=1, help="random seed; also names the documents")
-    p.add_argument("--url", action="append", default=[],
-                   help="ws://host:port of a running server (repeat for several); default: start them")
+    p.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="ws://host:port of a running server (repeat for several); default: start them",
+    )
     p.add_argument("--servers", type=int, default=2, help="server processes to start (default 2)")
-    p.add_argument("--cluster", action="store_true",
-                   help="start a 3-master Redis Cluster instead of one Redis (not with --kill-redis-every)")
-    p.add_argument("--kill-server-every", type=float, default=0.0, metavar="S",
-                   help="kill -9 one server process every S seconds, in turn, and restart it")
-    p.add_argument("--kill-redis-every", type=float, default=0.0, metavar="S",
-                   help="kill -9 Redis every S seconds and restart it from its append-only file")
-    p.add_argument("--redis-down", type=float, default=1.0, metavar="S",
-                   help="seconds Redis stays down each time (default 1)")
-    p.add_argument("--cut-every", type=float, default=0.0, metavar="S",
-                   help="cut a random client's connection every S seconds")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="start a 3-master Redis Cluster instead of one Redis (not with --kill-redis-every)",
+    )
+    p.add_argument(
+        "--kill-server-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="kill -9 one server process every S seconds, in turn, and restart it",
+    )
+    p.add_argument(
+        "--kill-redis-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="kill -9 Redis every S seconds and restart it from its append-only file",
+    )
+    p.add_argument(
+        "--redis-down",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds Redis stays down each time (default 1)",
+    )
+    p.add_argument(
+        "--cut-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="cut a random client's connection every S seconds",
+    )
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for `tandem serve`")
-    p.add_argument("--keep", type=Path, metavar="DIR",
-                   help="keep the data and logs of the processes started here in DIR (default: removed)")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the data and logs of the processes started here in DIR (default: removed)",
+    )
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -75,8 +106,10 @@ def progress_bar(duration: float, quiet: bool) -> Callable[[Counters], None]:
         elapsed = now - c.started
         done = min(1.0, elapsed / duration)
         faults = sum(c.faults.values())
-        sys.stderr.write(f"\r[{'#' * int(done * BAR):<{BAR}}] {elapsed:5.1f}/{duration:.0f} s  "
-                         f"{c.edits} edits  {c.acked / max(elapsed, 1e-9):6.0f} acked/s  {faults} faults ")
+        sys.stderr.write(
+            f"\r[{'#' * int(done * BAR):<{BAR}}] {elapsed:5.1f}/{duration:.0f} s  "
+            f"{c.edits} edits  {c.acked / max(elapsed, 1e-9):6.0f} acked/s  {faults} faults "
+        )
         sys.stderr.flush()
 
     return show
@@ -131,24 +164,43 @@ def render(report: LoadReport) -> str:
 def as_json(report: LoadReport) -> dict[str, object]:
     a = report.audit
     return {
-        "config": vars(report.config), "seconds": report.seconds, "edits": report.edits,
-        "acked": report.acked, "edits_per_second": report.edits_per_second, "latency_ms": report.latency_ms,
-        "faults": report.faults, "lost": a.lost, "duplicated": a.duplicated, "diverged": a.diverged,
-        "garbled": a.garbled, "refused": report.refused, "unconfirmed": report.unconfirmed,
-        "details": list(a.details), "troubles": report.troubles, "failed": report.failed,
+        "config": vars(report.config),
+        "seconds": report.seconds,
+        "edits": report.edits,
+        "acked": report.acked,
+        "edits_per_second": report.edits_per_second,
+        "latency_ms": report.latency_ms,
+        "faults": report.faults,
+        "lost": a.lost,
+        "duplicated": a.duplicated,
+        "diverged": a.diverged,
+        "garbled": a.garbled,
+        "refused": report.refused,
+        "unconfirmed": report.unconfirmed,
+        "details": list(a.details),
+        "troubles": report.troubles,
+        "failed": report.failed,
     }
 
 
 async def run(args: argparse.Namespace, urls: list[str], http_url: str, d: Deployment | None) -> LoadReport:
-    config = LoadConfig(clients=args.clients, docs=args.docs, duration=args.duration,
-                        max_edits=args.max_edits, rate=args.rate, delete_share=args.delete_share,
-                        seed=args.seed, cut_every=args.cut_every)
+    config = LoadConfig(
+        clients=args.clients,
+        docs=args.docs,
+        duration=args.duration,
+        max_edits=args.max_edits,
+        rate=args.rate,
+        delete_share=args.delete_share,
+        seed=args.seed,
+        cut_every=args.cut_every,
+    )
 
     async def text_of(doc: str) -> str:
         return str((await asyncio.to_thread(document, http_url, doc))["text"])
 
-    report = await run_load(config, urls, text_of, faults_for(args, d) if d else None,
-                            progress_bar(args.duration, args.quiet))
+    report = await run_load(
+        config, urls, text_of, faults_for(args, d) if d else None, progress_bar(args.duration, args.quiet)
+    )
     if not args.quiet:
         sys.stderr.write("\n")
     return report

@@ -65,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         grace.keyboard.type("- write the release notes\n")
         _settle(ada, grace)
         # Grace selects "flaky"; Ada's caret rests after the emoji
-        grace.evaluate("(() => { const e = document.getElementById('editor');"
-                       " const i = e.value.indexOf('flaky'); e.setSelectionRange(i, i + 5); })()")
+        grace.evaluate(
+            "(() => { const e = document.getElementById('editor');"
+            " const i = e.value.indexOf('flaky'); e.setSelectionRange(i, i + 5); })()"
+        )
         grace.keyboard.press("Shift+ArrowRight")
         grace.keyboard.press("Shift+ArrowLeft")
-        ada.evaluate("(() => { const e = document.getElementById('editor');"
-                     " const i = e.value.indexOf('😀') + 2; e.setSelectionRange(i, i); })()")
+        ada.evaluate(
+            "(() => { const e = document.getElementById('editor');"
+            " const i = e.value.indexOf('😀') + 2; e.setSelectionRange(i, i); })()"
+        )
         ada.keyboard.press("ArrowLeft")
         ada.keyboard.press("ArrowRight")
         _settle(ada, grace)
@@ -81,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         shots = [base64.b64encode(page.screenshot()).decode() for page in (ada, grace)]
         width = VIEWPORT["width"]
-        sheet = browser.new_page(viewport={"width": 2 * VIEWPORT["width"] + 12, "height": VIEWPORT["height"]},
-                                 device_scale_factor=2)
+        sheet = browser.new_page(
+            viewport={"width": 2 * VIEWPORT["width"] + 12, "height": VIEWPORT["height"]},
+            device_scale_factor=2,
+        )
         sheet.set_content(
             "<body style='margin:0;background:#8c959f;display:flex;gap:12px'>"
             + "".join(f"<img style='width:{width}px' src='data:image/png;base64,{s}'>" for s in shots)

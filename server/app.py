@@ -42,8 +42,12 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
             await asyncio.to_thread(embedded.start)
             url = embedded.url
             log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
-        store = RedisOpStore(url, log_retention=settings.log_retention, cluster=settings.redis_cluster,
-                             timeout=settings.redis_timeout)
+        store = RedisOpStore(
+            url,
+            log_retention=settings.log_retention,
+            cluster=settings.redis_cluster,
+            timeout=settings.redis_timeout,
+        )
         hub = Hub(store, settings, metrics)
         app.state.hub = hub
         app.state.settings = settings

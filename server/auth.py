@@ -90,9 +90,7 @@ def doc_matches(pattern: str, doc: str) -> bool:
     return pattern == doc
 
 
-def issue_token(
-    secret: str, doc: str, role: Role | str, ttl_seconds: float, now: float | None = None
-) -> str:
+def issue_token(secret: str, doc: str, role: Role | str, ttl_seconds: float, now: float | None = None) -> str:
     """A signed token granting `role` on `doc` (an id, a prefix ending in `*`, or `*`) for `ttl_seconds`."""
     if not secret:
         raise ValueError("cannot issue a token without a secret (set TANDEM_SECRET)")
@@ -127,11 +125,16 @@ def token_main(argv: list[str]) -> int:
         description="Print a JWT (HS256) granting access to a document, signed with TANDEM_SECRET.",
     )
     parser.add_argument("doc", help="a document id, a prefix ending in '*' (e.g. 'team-7.*'), or '*'")
-    parser.add_argument("--role", choices=[r.value for r in Role], default=Role.WRITE.value,
-                        help="read: receive ops and presence only; write: also edit (default)")
+    parser.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=Role.WRITE.value,
+        help="read: receive ops and presence only; write: also edit (default)",
+    )
     parser.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)")
-    parser.add_argument("--secret", default=None,
-                        help="the signing secret (default: the TANDEM_SECRET environment variable)")
+    parser.add_argument(
+        "--secret", default=None, help="the signing secret (default: the TANDEM_SECRET environment variable)"
+    )
     args = parser.parse_args(argv)
     secret = args.secret or os.environ.get("TANDEM_SECRET")
     if not secret:

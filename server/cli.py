@@ -31,8 +31,12 @@ def serve_parser() -> argparse.ArgumentParser:
         shown = shown if shown not in ("", None) else "unset"
         help_text = f"{FIELDS[field.name]} (env {env}; default: {shown})"
         parser.add_argument(flag, dest=field.name, default=None, help=help_text, metavar=field.name.upper())
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="server log level (default: info)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="server log level (default: info)",
+    )
     return parser
 
 

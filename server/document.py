@@ -86,8 +86,14 @@ Event = Submission | Join | Leave | FetchRequest | PresenceIn | Remote | HeadChe
 
 
 class Document:
-    def __init__(self, name: str, store: OpStore, settings: Settings, metrics: Metrics,
-                 publish_presence: Callable[[str, bytes], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: OpStore,
+        settings: Settings,
+        metrics: Metrics,
+        publish_presence: Callable[[str, bytes], None],
+    ) -> None:
         self.name = name
         self.store = store
         self.settings = settings
@@ -167,8 +173,9 @@ class Document:
                         self._fail(event, ErrorCode.UNAVAILABLE, SHUTTING_DOWN)
                 raise
 
-    async def _guard(self, step: Awaitable[None], group: list[Submission],
-                     event: Event | None = None) -> None:
+    async def _guard(
+        self, step: Awaitable[None], group: list[Submission], event: Event | None = None
+    ) -> None:
         """Run one step; store failures and bugs answer the waiting parties, never kill the task."""
         try:
             await step
@@ -256,11 +263,15 @@ class Document:
         """Apply every op committed by others after our head (a lost notification costs a read)."""
         head = await self.store.head(self.name)
         if head.rev < self.rev:
-            raise LogLostData(f"{self.name}: the log is at revision {head.rev} but revision {self.rev} "
-                              "was committed: the op log lost data")
+            raise LogLostData(
+                f"{self.name}: the log is at revision {head.rev} but revision {self.rev} "
+                "was committed: the op log lost data"
+            )
         if head.rev == self.rev and head.hash != self.hash:
-            raise LogLostData(f"{self.name}: the log's revision {head.rev} is not the one held here: "
-                              "the op log lost data and took other ops")
+            raise LogLostData(
+                f"{self.name}: the log's revision {head.rev} is not the one held here: "
+                "the op log lost data and took other ops"
+            )
         while self.rev < head.rev:
             ops = await self.store.ops(self.name, self.rev + 1, head.rev)
             if not ops or ops[0].op.rev != self.rev + 1:
@@ -277,13 +288,16 @@ class Document:
         """
         op = stored.op
         if op.rev != self.rev + 1 or next_hash(self.hash, op.rev, op.client, op.seq, op.ops) != op.hash:
-            raise LogLostData(f"{self.name}: revision {op.rev} in the log does not follow revision "
-                              f"{self.rev} held here: the op log lost data")
+            raise LogLostData(
+                f"{self.name}: revision {op.rev} in the log does not follow revision "
+                f"{self.rev} held here: the op log lost data"
+            )
         try:
             return apply(self.text, op.ops)
         except InvalidOperation as e:
-            raise LogLostData(f"{self.name}: revision {op.rev} in the log does not fit the text "
-                              f"held here: {e}") from None
+            raise LogLostData(
+                f"{self.name}: revision {op.rev} in the log does not fit the text held here: {e}"
+            ) from None
 
     async def ops_after(self, base: int) -> list[Operation]:
         return [s.op.ops for s in await self._stored_after(base)]
@@ -307,11 +321,13 @@ class Document:
         if join.rev is not None and join.rev > self.rev:
             await self.catch_up()
         if join.rev is not None and join.rev > self.rev:
-            join.done.set_result(Error(
-                code=ErrorCode.REV_AHEAD,
-                message=f"you hold revision {join.rev} but {self.name!r} is at {self.rev}: "
-                "the server lost data or you are on the wrong server",
-            ))
+            join.done.set_result(
+                Error(
+                    code=ErrorCode.REV_AHEAD,
+                    message=f"you hold revision {join.rev} but {self.name!r} is at {self.rev}: "
+                    "the server lost data or you are on the wrong server",
+                )
+            )
             return
         replay: list[StoredOp] | None = None
         if join.rev is not None:
@@ -336,8 +352,14 @@ class Document:
     async def _fetch(self, receiver: Receiver, fetch: Fetch) -> None:
         last = self.rev if fetch.to is None else min(fetch.to, self.rev)
         if fetch.from_ > self.rev:
-            receiver.deliver(text_of(Error(code=ErrorCode.REV_AHEAD,
-                                           message=f"fetch from {fetch.from_} is past the head {self.rev}")))
+            receiver.deliver(
+                text_of(
+                    Error(
+                        code=ErrorCode.REV_AHEAD,
+                        message=f"fetch from {fetch.from_} is past the head {self.rev}",
+                    )
+                )
+            )
             return
         try:
             ops = await self._stored_after(max(fetch.from_, 1) - 1, last)
@@ -352,10 +374,16 @@ class Document:
         if not event.remote and update.rev > self.rev:
             if event.sender is not None:
                 self.metrics.inc("tandem_errors_total", label=ErrorCode.BAD_MESSAGE)
-                event.sender.deliver(text_of(Error(
-                    code=ErrorCode.BAD_MESSAGE,
-                    message=f"presence at revision {update.rev} is past the head {self.rev} of "
-                    f"{self.name!r}: a cursor refers to a revision the client holds")))
+                event.sender.deliver(
+                    text_of(
+                        Error(
+                            code=ErrorCode.BAD_MESSAGE,
+                            message=f"presence at revision {update.rev} is past the head {self.rev} of "
+                            f"{self.name!r}: a cursor refers to a revision the client holds",
+                        )
+                    )
+                )
             return
-        self.presence.update(update, event.sender, remote=event.remote, head=self.rev, window=self.window,
-                             peers=self.receivers)
+        self.presence.update(
+            update, event.sender, remote=event.remote, head=self.rev, window=self.window, peers=self.receivers
+        )

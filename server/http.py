@@ -170,8 +170,7 @@ async def post_op(request: Request) -> Response:
     async for chunk in request.stream():
         body += chunk
         if len(body) > settings.max_frame_bytes:
-            return error_response(ErrorCode.TOO_LARGE,
-                                  f"body of more than {settings.max_frame_bytes} bytes")
+            return error_response(ErrorCode.TOO_LARGE, f"body of more than {settings.max_frame_bytes} bytes")
     try:
         message = _submit_decoder.decode(body)
     except msgspec.DecodeError as e:
@@ -193,8 +192,11 @@ async def post_op(request: Request) -> Response:
     except asyncio.CancelledError:
         # Only a server shutting down cancels a request here (after its grace period): answer
         # instead of dropping the connection. The op may have been committed; a resubmit is safe.
-        return error_response(ErrorCode.UNAVAILABLE, "the server is shutting down; resubmit "
-                              "(an op already committed is acknowledged)", message.seq)
+        return error_response(
+            ErrorCode.UNAVAILABLE,
+            "the server is shutting down; resubmit (an op already committed is acknowledged)",
+            message.seq,
+        )
     finally:
         hub.release(document)
     if isinstance(result, Ack):
@@ -215,8 +217,16 @@ async def verify(request: Request) -> Response:
     first = await store.first_logged_rev(doc) or head.rev + 1
     start = await store.snapshot_at_or_before(doc, first - 1)
     if start.rev != first - 1:
-        return json_response(Verification(doc, head.rev, False, first, first,
-                                          f"revisions {start.rev + 1}..{first - 1} are gone from the log"))
+        return json_response(
+            Verification(
+                doc,
+                head.rev,
+                False,
+                first,
+                first,
+                f"revisions {start.rev + 1}..{first - 1} are gone from the log",
+            )
+        )
     prev, rev, text = start.hash, start.rev, start.text
     while rev < head.rev:
         page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE))
@@ -224,23 +234,48 @@ async def verify(request: Request) -> Response:
             op = stored.op
             rev += 1
             if op.rev != rev:
-                return json_response(Verification(doc, head.rev, False, rev, start.rev,
-                                                  f"revision {rev} is missing; found {op.rev}"))
+                return json_response(
+                    Verification(
+                        doc, head.rev, False, rev, start.rev, f"revision {rev} is missing; found {op.rev}"
+                    )
+                )
             prev = next_hash(prev, op.rev, op.client, op.seq, op.ops)
             if prev != op.hash:
-                return json_response(Verification(doc, head.rev, False, rev, start.rev,
-                                                  f"revision {rev}: stored hash does not match its record"))
+                return json_response(
+                    Verification(
+                        doc,
+                        head.rev,
+                        False,
+                        rev,
+                        start.rev,
+                        f"revision {rev}: stored hash does not match its record",
+                    )
+                )
             try:
                 text = apply(text, op.ops)
             except InvalidOperation as e:
-                return json_response(Verification(doc, head.rev, False, rev, start.rev,
-                                                  f"revision {rev} does not fit the text before it: {e}"))
+                return json_response(
+                    Verification(
+                        doc,
+                        head.rev,
+                        False,
+                        rev,
+                        start.rev,
+                        f"revision {rev} does not fit the text before it: {e}",
+                    )
+                )
         if not page:
-            return json_response(Verification(doc, head.rev, False, rev + 1, start.rev,
-                                              f"revision {rev + 1} is missing from the log"))
+            return json_response(
+                Verification(
+                    doc, head.rev, False, rev + 1, start.rev, f"revision {rev + 1} is missing from the log"
+                )
+            )
     if prev != head.hash:
-        return json_response(Verification(doc, head.rev, False, head.rev, start.rev,
-                                          "the head hash does not match the last record"))
+        return json_response(
+            Verification(
+                doc, head.rev, False, head.rev, start.rev, "the head hash does not match the last record"
+            )
+        )
     return json_response(Verification(doc, head.rev, True, None, start.rev, "chain intact"))
 
 

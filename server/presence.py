@@ -37,8 +37,16 @@ class PresenceRelay:
         self.publish = publish
         self.cursors: dict[str, PresenceUpdate] = {}
 
-    def update(self, update: PresenceUpdate, sender: Peer | None, *, remote: bool, head: int,
-               window: Sequence[StoredOp], peers: Collection[Peer]) -> None:
+    def update(
+        self,
+        update: PresenceUpdate,
+        sender: Peer | None,
+        *,
+        remote: bool,
+        head: int,
+        window: Sequence[StoredOp],
+        peers: Collection[Peer],
+    ) -> None:
         """Hold and relay ``update``; the caller has checked it is not past the head."""
         if not remote and update.cursor is not None:
             # a cursor older than the window cannot be moved to the head and is dropped (the
@@ -67,8 +75,9 @@ class PresenceRelay:
             if moved is not None and update.client != peer.client:
                 peer.deliver(text_of(moved))
 
-    def _send(self, update: PresenceUpdate, sender: Peer | None, peers: Collection[Peer], *,
-              publish: bool) -> None:
+    def _send(
+        self, update: PresenceUpdate, sender: Peer | None, peers: Collection[Peer], *, publish: bool
+    ) -> None:
         """Relay to the local peers and, when it arose here, to the other processes: encoded once."""
         frame = encode(update)
         if publish:

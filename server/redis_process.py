@@ -52,8 +52,14 @@ class RedisProcess:
     data directory, socket and port.
     """
 
-    def __init__(self, data_dir: Path | str, *, port: int | None = None, fsync: str = "everysec",
-                 die_with_parent: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        port: int | None = None,
+        fsync: str = "everysec",
+        die_with_parent: bool = True,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.fsync = fsync
         self.die_with_parent = die_with_parent
@@ -75,17 +81,28 @@ class RedisProcess:
     def command(self) -> list[str]:
         args = [
             str(redis_server_binary()),
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.fsync,
-            "--appendfilename", "tandem.aof",
-            "--save", "",
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str(self.data_dir / "redis.log"),
-            "--pidfile", str(self.data_dir / "redis.pid"),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.fsync,
+            "--appendfilename",
+            "tandem.aof",
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            "--pidfile",
+            str(self.data_dir / "redis.pid"),
         ]
         if self.socket_path is not None:
             args += ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]

@@ -178,8 +178,10 @@ class Session:
             if isinstance(frame, str) and 4 * size > self.settings.max_frame_bytes:
                 size = len(frame.encode("utf-8", "surrogatepass"))  # only when it might matter
             if size > self.settings.max_frame_bytes:
-                self.error(ErrorCode.TOO_LARGE,
-                           f"frame of {size} bytes exceeds the limit of {self.settings.max_frame_bytes}")
+                self.error(
+                    ErrorCode.TOO_LARGE,
+                    f"frame of {size} bytes exceeds the limit of {self.settings.max_frame_bytes}",
+                )
                 self.request_close(WS_4413_TOO_LARGE, "frame too large")
                 return
             await self._dispatch(frame)
@@ -193,8 +195,10 @@ class Session:
         except msgspec.DecodeError as e:
             text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             if _SURROGATE_ESCAPE.search(text):
-                self.error(ErrorCode.BAD_MESSAGE,
-                           "the frame holds a lone surrogate escape (\\udXXX): text must be valid Unicode")
+                self.error(
+                    ErrorCode.BAD_MESSAGE,
+                    "the frame holds a lone surrogate escape (\\udXXX): text must be valid Unicode",
+                )
                 return
             self.error(ErrorCode.BAD_MESSAGE, f"unreadable frame, not JSON: {e}")
             self.request_close(WS_4400_UNREADABLE, "unreadable frame")
@@ -205,13 +209,19 @@ class Session:
             case Hello():
                 await self._hello(message)
             case _ if self.doc is None:
-                self.error(ErrorCode.BAD_MESSAGE, f"send hello first, not {type(message).__name__}",
-                           getattr(message, "seq", None))
+                self.error(
+                    ErrorCode.BAD_MESSAGE,
+                    f"send hello first, not {type(message).__name__}",
+                    getattr(message, "seq", None),
+                )
             case SubmitOp():
                 self._op(message)
             case Fetch() | Presence() if not self.chatter.take():
-                self.error(ErrorCode.RATE_LIMITED, f"more than {self.settings.ops_per_second:g} "
-                           f"{type(message).__name__.lower()} messages per second on this connection")
+                self.error(
+                    ErrorCode.RATE_LIMITED,
+                    f"more than {self.settings.ops_per_second:g} "
+                    f"{type(message).__name__.lower()} messages per second on this connection",
+                )
             case Fetch():
                 self.doc.put(FetchRequest(self, message))
             case Presence(cursor, user, rev):
@@ -258,8 +268,11 @@ class Session:
             self.error(ErrorCode.READ_ONLY, f"your token grants read access to {self.doc_name!r}", seq)
             return
         if not self.bucket.take():
-            self.error(ErrorCode.RATE_LIMITED,
-                       f"more than {self.settings.ops_per_second:g} ops per second on this connection", seq)
+            self.error(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.settings.ops_per_second:g} ops per second on this connection",
+                seq,
+            )
             return
         try:
             ops = validate(message.ops, self.settings.max_components)

@@ -48,8 +48,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.fsync not in ("everysec", "always"):
             raise ValueError(f"fsync must be 'everysec' or 'always', got {self.fsync!r}")
-        for name in ("max_frame_bytes", "max_doc_length", "max_components", "snapshot_interval",
-                     "send_queue_limit", "max_commit_retries"):
+        for name in (
+            "max_frame_bytes",
+            "max_doc_length",
+            "max_components",
+            "snapshot_interval",
+            "send_queue_limit",
+            "max_commit_retries",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.ops_per_second <= 0 or self.head_check_seconds <= 0 or self.redis_timeout <= 0:

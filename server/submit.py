@@ -119,8 +119,13 @@ def validate(ops: Operation, max_components: int) -> Operation:
     return normalize(ops)
 
 
-def plan(doc: DocumentState, submission: Submission, committed: Sequence[Operation], prev: Planned | None,
-         max_doc_length: int) -> Planned:
+def plan(
+    doc: DocumentState,
+    submission: Submission,
+    committed: Sequence[Operation],
+    prev: Planned | None,
+    max_doc_length: int,
+) -> Planned:
     """Rebase one submission onto the head (or onto the previous planned op of this group)."""
     text = prev.text if prev is not None else doc.text
     prev_hash = prev.stored.op.hash if prev is not None else doc.hash
@@ -143,8 +148,9 @@ def plan(doc: DocumentState, submission: Submission, committed: Sequence[Operati
             f"the document would grow to {len(new_text)} code points; the limit is {max_doc_length}",
         )
     op_hash = next_hash(prev_hash, rev, submission.client, submission.seq, ops)
-    return Planned(submission, StoredOp.of(CommittedOp(rev, submission.client, submission.seq, ops, op_hash)),
-                   new_text)
+    return Planned(
+        submission, StoredOp.of(CommittedOp(rev, submission.client, submission.seq, ops, op_hash)), new_text
+    )
 
 
 class Submissions:
@@ -200,7 +206,8 @@ class Submissions:
         if not group:
             return
         commit = _GroupCommit(
-            self.doc, self.store,
+            self.doc,
+            self.store,
             max_doc_length=self.settings.max_doc_length,
             snapshot_interval=self.settings.snapshot_interval,
             max_retries=self.settings.max_commit_retries,
@@ -248,8 +255,15 @@ class Submissions:
 class _GroupCommit:
     """One group commit of submissions on one document, with its retries."""
 
-    def __init__(self, doc: DocumentState, store: OpStore, *, max_doc_length: int,
-                 snapshot_interval: int, max_retries: int) -> None:
+    def __init__(
+        self,
+        doc: DocumentState,
+        store: OpStore,
+        *,
+        max_doc_length: int,
+        snapshot_interval: int,
+        max_retries: int,
+    ) -> None:
         self.doc = doc
         self.store = store
         self.max_doc_length = max_doc_length
@@ -283,8 +297,10 @@ class _GroupCommit:
             if result.status == "moved":
                 assert result.head is not None
                 if result.head.rev < self.doc.rev:
-                    raise LogLostData(f"{self.doc.name}: the log is at revision {result.head.rev} but "
-                                      f"revision {self.doc.rev} was committed: the op log lost data")
+                    raise LogLostData(
+                        f"{self.doc.name}: the log is at revision {result.head.rev} but "
+                        f"revision {self.doc.rev} was committed: the op log lost data"
+                    )
                 await self._catch_up()
                 # catching up may have answered some of them: their ops were committed already
                 pending = self._unanswered([p.submission for p in planned])
@@ -312,20 +328,27 @@ class _GroupCommit:
             if submission.base > self.doc.rev:
                 if not caught_up:  # the client saw a revision this process has not heard of yet
                     raise _NeedsCatchUp
-                self._refuse(submission, ErrorCode.REV_AHEAD,
-                             f"base {submission.base} is ahead of the document's revision {self.doc.rev}")
+                self._refuse(
+                    submission,
+                    ErrorCode.REV_AHEAD,
+                    f"base {submission.base} is ahead of the document's revision {self.doc.rev}",
+                )
                 continue
             try:
                 committed = await self.doc.ops_after(submission.base)
             except HistoryGone as e:
                 if not await self._answer_committed(submission):
-                    self._refuse(submission, ErrorCode.BAD_OP,
-                                 f"cannot rebase from base {submission.base}: {e}")
+                    self._refuse(
+                        submission, ErrorCode.BAD_OP, f"cannot rebase from base {submission.base}: {e}"
+                    )
                 continue
             committed += [p.stored.op.ops for p in planned]
             try:
-                planned.append(plan(self.doc, submission, committed, planned[-1] if planned else None,
-                                    self.max_doc_length))
+                planned.append(
+                    plan(
+                        self.doc, submission, committed, planned[-1] if planned else None, self.max_doc_length
+                    )
+                )
             except Refusal as r:
                 if not await self._answer_committed(submission):  # rule 6
                     self._refuse(submission, r.code, r.message)

@@ -29,10 +29,24 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
 def tandem(redis: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One `tandem serve` subprocess on the session's Redis, with small limits tests can reach."""
     server = ServerProcess(
-        redis.url, tmp_path_factory.mktemp("tandem"),
-        extra_args=("--log-level", "warning", "--snapshot-interval", "10", "--max-frame-bytes", "65536",
-                    "--max-doc-length", "5000", "--max-components", "50", "--ops-per-second", "1000",
-                    "--head-check-seconds", "0.3"),
+        redis.url,
+        tmp_path_factory.mktemp("tandem"),
+        extra_args=(
+            "--log-level",
+            "warning",
+            "--snapshot-interval",
+            "10",
+            "--max-frame-bytes",
+            "65536",
+            "--max-doc-length",
+            "5000",
+            "--max-components",
+            "50",
+            "--ops-per-second",
+            "1000",
+            "--head-check-seconds",
+            "0.3",
+        ),
     )
     server.start()
     try:

@@ -100,8 +100,9 @@ class OpStore(Protocol):
 
     async def head(self, doc: str) -> Head: ...
 
-    async def commit(self, doc: str, expected_rev: int, records: Sequence[StoredOp],
-                     snapshot: Snapshot | None = None) -> CommitResult: ...
+    async def commit(
+        self, doc: str, expected_rev: int, records: Sequence[StoredOp], snapshot: Snapshot | None = None
+    ) -> CommitResult: ...
 
     async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
         """Committed revisions first..last (inclusive) that the log holds, in order."""

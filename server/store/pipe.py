@@ -168,11 +168,13 @@ class RedisPipe:
                 async with asyncio.timeout(self.connect_timeout):
                     if "path" in self.options:
                         _, protocol = await loop.create_unix_connection(
-                            lambda: _Protocol(self.timeout), self.options["path"])
+                            lambda: _Protocol(self.timeout), self.options["path"]
+                        )
                     else:
                         host, port = self.options.get("host", "localhost"), self.options.get("port", 6379)
                         _, protocol = await loop.create_connection(
-                            lambda: _Protocol(self.timeout), host, port)
+                            lambda: _Protocol(self.timeout), host, port
+                        )
             except (OSError, TimeoutError) as e:
                 raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
             hello: list[asyncio.Future[Any]] = []

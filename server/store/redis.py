@@ -76,6 +76,7 @@ def _unavailable_when_unreachable(
 
     return wrapper
 
+
 # KEYS: head, log, clients, snaps, snaprevs
 # ARGV: channel, expected rev, n, then n x (client, seq, rev, hash, frame), snapshot rev
 #       (0: none), snapshot frame, trim bound (0: none): the log is trimmed to just after
@@ -149,8 +150,11 @@ def _entry_id(rev: int) -> str:
 
 
 def _client(url: str, *, cluster: bool, timeout: float | None) -> Any:
-    options: dict[str, Any] = {"decode_responses": False, "socket_connect_timeout": 5,
-                               "socket_timeout": timeout}
+    options: dict[str, Any] = {
+        "decode_responses": False,
+        "socket_connect_timeout": 5,
+        "socket_timeout": timeout,
+    }
     if cluster:
         return aioredis.RedisCluster.from_url(url, **options)
     return aioredis.Redis.from_url(url, health_check_interval=30, **options)
@@ -165,8 +169,15 @@ class RedisOpStore:
     allows, never on a cluster); False commits through redis-py.
     """
 
-    def __init__(self, url: str, *, log_retention: int = 0, cluster: bool = False,
-                 timeout: float | None = None, pipelined: bool | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        log_retention: int = 0,
+        cluster: bool = False,
+        timeout: float | None = None,
+        pipelined: bool | None = None,
+    ) -> None:
         self.url = url
         # On a cluster every command of one document goes to the node owning its hash tag;
         # PUBLISH reaches subscribers on any node, so one pub/sub connection still hears all.
@@ -180,8 +191,9 @@ class RedisOpStore:
         if pipelined is None:
             pipelined = not cluster and RedisPipe.supports(url)
         if pipelined and (cluster or not RedisPipe.supports(url)):
-            raise ValueError(f"the pipelined commit connection cannot serve {url!r}" +
-                             (" on a cluster" if cluster else ""))
+            raise ValueError(
+                f"the pipelined commit connection cannot serve {url!r}" + (" on a cluster" if cluster else "")
+            )
         self._pipe = RedisPipe(url, timeout=timeout) if pipelined else None
         # Otherwise over redis-py, whose retries may send a commit again after its reply was
         # lost (a cluster client needs them): the second run answers ``moved`` or ``duplicate``,
@@ -208,8 +220,9 @@ class RedisOpStore:
         return Head(int(rev), hash_.decode())
 
     @_unavailable_when_unreachable
-    async def commit(self, doc: str, expected_rev: int, records: Sequence[StoredOp],
-                     snapshot: Snapshot | None = None) -> CommitResult:
+    async def commit(
+        self, doc: str, expected_rev: int, records: Sequence[StoredOp], snapshot: Snapshot | None = None
+    ) -> CommitResult:
         keys = Keys(doc)
         args: list[str | bytes | int] = [keys.channel, expected_rev, len(records)]
         for r in records:
@@ -232,7 +245,8 @@ class RedisOpStore:
         if status == "moved":
             return CommitResult("moved", head=Head(int(reply[1]), reply[2].decode() or genesis(doc).hash))
         return CommitResult(
-            "duplicate", index=int(reply[1]),
+            "duplicate",
+            index=int(reply[1]),
             original=ClientRecord(int(reply[2]), int(reply[3]), reply[4].decode()),
         )
 
@@ -317,8 +331,9 @@ class RedisOpStore:
             try:
                 await getattr(pubsub, command)(channel)
             except Exception as e:
-                log.info("%s %s failed (%s: %s); the listener repairs it", command, channel,
-                         type(e).__name__, e)
+                log.info(
+                    "%s %s failed (%s: %s); the listener repairs it", command, channel, type(e).__name__, e
+                )
 
     def start_listening(self, listener: Listener) -> None:
         self.listener = listener

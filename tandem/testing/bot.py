@@ -14,12 +14,14 @@ from tandem.server.client import TandemClient
 
 
 class Bot:
-    def __init__(self, client_id: str, url: str, *, on_ack: Callable[[int], None],
-                 on_lost: Callable[[list[int]], None]) -> None:
+    def __init__(
+        self, client_id: str, url: str, *, on_ack: Callable[[int], None], on_lost: Callable[[list[int]], None]
+    ) -> None:
         self.on_lost = on_lost
         self.lost_reasons: list[str] = []
-        self.client = TandemClient(url, client_id, on_ack=lambda seq, rev: on_ack(seq),
-                                   on_lost=self._lost, max_backoff=1.0)
+        self.client = TandemClient(
+            url, client_id, on_ack=lambda seq, rev: on_ack(seq), on_lost=self._lost, max_backoff=1.0
+        )
 
     @property
     def text(self) -> str | None:
@@ -61,9 +63,11 @@ class Bot:
     def describe(self) -> str:
         """The driver's state in a line, for a client that did not settle."""
         s = self.client.session
-        return (f"{s.client_id}: phase {s.phase}, {type(s.state).__name__}, rev {s.rev}, "
-                f"next seq {s.next_seq}, connections {self.client.connections}, "
-                f"connected {self.client._ws is not None}")
+        return (
+            f"{s.client_id}: phase {s.phase}, {type(s.state).__name__}, rev {s.rev}, "
+            f"next seq {s.next_seq}, connections {self.client.connections}, "
+            f"connected {self.client._ws is not None}"
+        )
 
     async def run(self) -> None:
         await self.client.connect(timeout=30)

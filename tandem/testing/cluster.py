@@ -49,7 +49,9 @@ def free_cluster_ports(count: int) -> list[int]:
 def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
     done = subprocess.run(
         [redis_bin("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return done.stdout + done.stderr
 
@@ -86,12 +88,30 @@ class RedisCluster:
         with (node_dir / "redis.log").open("ab") as log:
             self.procs[port] = subprocess.Popen(
                 [
-                    redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "2000", "--appendonly", "yes" if self.appendonly else "no",
-                    "--appendfsync", "everysec", "--save", "", "--protected-mode", "no",
+                    redis_bin(),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(node_dir),
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--appendonly",
+                    "yes" if self.appendonly else "no",
+                    "--appendfsync",
+                    "everysec",
+                    "--save",
+                    "",
+                    "--protected-mode",
+                    "no",
                 ],
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         _wait("PONG", port, ("ping",), time.monotonic() + 10, "did not answer PING")
 
@@ -125,8 +145,13 @@ def start_cluster(root: Path, masters: int = 3, appendonly: bool = True) -> Redi
         for port in cluster.ports:
             cluster.start_node(port)
         out = _cli(
-            cluster.ports[0], "--cluster", "create",
-            *(f"127.0.0.1:{p}" for p in cluster.ports), "--cluster-replicas", "0", "--cluster-yes",
+            cluster.ports[0],
+            "--cluster",
+            "create",
+            *(f"127.0.0.1:{p}" for p in cluster.ports),
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
             timeout=30.0,
         )
         if "All 16384 slots covered" not in out:

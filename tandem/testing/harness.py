@@ -36,11 +36,13 @@ def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = No
     return _http(urllib.request.Request(url, headers=headers or {}), timeout)
 
 
-def http_post(url: str, body: bytes, timeout: float = 10.0,
-              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def http_post(
+    url: str, body: bytes, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     """Status and body of a POST of JSON; HTTP errors are answers too."""
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"content-type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"content-type": "application/json", **(headers or {})}
+    )
     return _http(request, timeout)
 
 
@@ -91,8 +93,15 @@ class ServerProcess:
     ``log_dir`` (default ``data_dir``) as serve-<port>.log, appended to across restarts.
     """
 
-    def __init__(self, redis_url: str | None, data_dir: Path, *, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        data_dir: Path,
+        *,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.redis_url = redis_url
         self.data_dir = data_dir
         self.extra_args = extra_args
@@ -114,8 +123,18 @@ class ServerProcess:
         return self.process.pid if self.process is not None else None
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "tandem.server.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        args = [
+            sys.executable,
+            "-m",
+            "tandem.server.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         if self.redis_url is not None:
             args += ["--redis-url", self.redis_url]
         return args + list(self.extra_args)
@@ -124,9 +143,15 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=serve_env(self.env),
-                                            cwd=self.data_dir, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=serve_env(self.env),
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
@@ -194,8 +219,15 @@ class Deployment:
     port and data while the servers keep running; or a given `redis_url` (a cluster, say) left alone.
     """
 
-    def __init__(self, root: Path, servers: int = 2, *, redis_url: str | None = None,
-                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        servers: int = 2,
+        *,
+        redis_url: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.redis: RedisProcess | None = None
         if redis_url is None:
@@ -204,8 +236,10 @@ class Deployment:
             self.redis = RedisProcess(root / "redis", port=free_port(), die_with_parent=False)
             redis_url = self.redis.url
         self.redis_url = redis_url
-        self.servers = [ServerProcess(redis_url, root / f"server-{i}", extra_args=extra_args, env=env)
-                        for i in range(servers)]
+        self.servers = [
+            ServerProcess(redis_url, root / f"server-{i}", extra_args=extra_args, env=env)
+            for i in range(servers)
+        ]
 
     @property
     def ws_urls(self) -> list[str]:

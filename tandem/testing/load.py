@@ -81,8 +81,9 @@ def percentile(values: list[float], q: float) -> float:
 class Editor:
     """One client of the workload: its bot (the connection), its ledger and its pending edits."""
 
-    def __init__(self, index: int, doc: str, url: str, rng: random.Random, counters: Counters,
-                 delete_share: float) -> None:
+    def __init__(
+        self, index: int, doc: str, url: str, rng: random.Random, counters: Counters, delete_share: float
+    ) -> None:
         self.index = index
         self.delete_share = delete_share
         self.doc = doc
@@ -135,9 +136,13 @@ class Editor:
             self.refused += len(self.pending.pop(seq, []))
 
 
-async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[str], Awaitable[str]],
-                   faults: dict[str, tuple[float, Fault]] | None = None,
-                   progress: Progress | None = None) -> LoadReport:
+async def run_load(
+    config: LoadConfig,
+    ws_urls: list[str],
+    http_text: Callable[[str], Awaitable[str]],
+    faults: dict[str, tuple[float, Fault]] | None = None,
+    progress: Progress | None = None,
+) -> LoadReport:
     """Run the workload against the servers at `ws_urls`; `http_text(doc)` reads a server's text.
 
     The clients reach the servers through a round-robin balancer (proxy.py), which is also where
@@ -148,14 +153,28 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
     balancer = Balancer([_host_port(u) for u in ws_urls])
     await balancer.start()
     docs = [f"load-{config.seed}-{d}" for d in range(config.docs)]
-    editors = [Editor(i, docs[i % len(docs)], balancer.ws_url, random.Random(rng.random()), counters,
-                      config.delete_share) for i in range(config.clients)]
+    editors = [
+        Editor(
+            i,
+            docs[i % len(docs)],
+            balancer.ws_url,
+            random.Random(rng.random()),
+            counters,
+            config.delete_share,
+        )
+        for i in range(config.clients)
+    ]
     deadline = time.monotonic() + config.duration
-    background = [asyncio.create_task(_every(period, name, action, counters, deadline))
-                  for name, (period, action) in (faults or {}).items()]
+    background = [
+        asyncio.create_task(_every(period, name, action, counters, deadline))
+        for name, (period, action) in (faults or {}).items()
+    ]
     if config.cut_every > 0:
-        background.append(asyncio.create_task(_every(
-            config.cut_every, "connection cut", _cutter(balancer, rng), counters, deadline)))
+        background.append(
+            asyncio.create_task(
+                _every(config.cut_every, "connection cut", _cutter(balancer, rng), counters, deadline)
+            )
+        )
     try:
         await asyncio.gather(*(e.bot.run() for e in editors))
         await asyncio.gather(*(_type(e, config, deadline, progress) for e in editors))
@@ -172,19 +191,29 @@ async def run_load(config: LoadConfig, ws_urls: list[str], http_text: Callable[[
     results = []
     for doc in docs:
         mine = [e for e in editors if e.doc == doc]
-        results.append(audit(server_texts[doc], {f"load-{e.index}": e.bot.text or "" for e in mine},
-                             [e.ledger for e in mine]))
+        results.append(
+            audit(
+                server_texts[doc],
+                {f"load-{e.index}": e.bot.text or "" for e in mine},
+                [e.ledger for e in mine],
+            )
+        )
     lat = [x * 1000 for x in counters.latencies]
     return LoadReport(
-        config=config, seconds=seconds, edits=counters.edits, acked=counters.acked,
+        config=config,
+        seconds=seconds,
+        edits=counters.edits,
+        acked=counters.acked,
         unconfirmed=sum(len(v) for e in editors for v in e.pending.values()),
         refused=sum(e.refused for e in editors),
         latency_ms={"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99)},
         faults=counters.faults,
         troubles=dict(Counter([t for e in editors for t in e.bot.troubles()] + stuck)),
         audit=Audit(
-            lost=sum(r.lost for r in results), duplicated=sum(r.duplicated for r in results),
-            diverged=sum(r.diverged for r in results), garbled=sum(r.garbled for r in results),
+            lost=sum(r.lost for r in results),
+            duplicated=sum(r.duplicated for r in results),
+            diverged=sum(r.diverged for r in results),
+            garbled=sum(r.garbled for r in results),
             details=tuple(f"{doc}: {d}" for doc, r in zip(docs, results, strict=True) for d in r.details),
         ),
     )

@@ -96,8 +96,9 @@ class ReplyCutter:
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(ready),),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._serve(ready),), daemon=True
+        )
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("the reply cutter did not start")

@@ -183,4 +183,3 @@ class Scenario:
                 if not self.link.up:
                     self.drop()
         raise AssertionError("scenario did not settle in 500 steps")
-

@@ -105,9 +105,11 @@ def test_fold_counts_self_and_inclusive_samples() -> None:
 
 
 def test_buckets_sort_samples_by_where_they_sit() -> None:
-    raw = ("Session._write (server/session.py:1);WebSocket.send_text (starlette/websockets.py:2) 6\n"
-           "Document._run (server/document.py:1);Submissions.commit (server/submit.py:2) 3\n"
-           "Runner.run (asyncio/runners.py:118) 1\n")
+    raw = (
+        "Session._write (server/session.py:1);WebSocket.send_text (starlette/websockets.py:2) 6\n"
+        "Document._run (server/document.py:1);Submissions.commit (server/submit.py:2) 3\n"
+        "Runner.run (asyncio/runners.py:118) 1\n"
+    )
     shares = dict(spy.buckets(raw))
     assert shares["sending frames"] == 60.0
     assert shares["commit: plan, rebase, hash, Redis call, broadcast to queues"] == 30.0

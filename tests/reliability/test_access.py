@@ -62,13 +62,16 @@ def test_reader_receives_ops_but_cannot_commit(server: ServerProcess) -> None:
     assert status == 200 and json.loads(body)["text"] == "y"
 
 
-@pytest.mark.parametrize("bad", [
-    None,
-    "not-a-jwt",
-    issue_token("some-other-secret-that-is-long-enough", "acc.u", Role.WRITE, 60),
-    issue_token(SECRET, "acc.u", Role.WRITE, 60, now=0),
-    issue_token(SECRET, "elsewhere", Role.WRITE, 60),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "not-a-jwt",
+        issue_token("some-other-secret-that-is-long-enough", "acc.u", Role.WRITE, 60),
+        issue_token(SECRET, "acc.u", Role.WRITE, 60, now=0),
+        issue_token(SECRET, "elsewhere", Role.WRITE, 60),
+    ],
+)
 def test_missing_forged_expired_or_foreign_tokens_are_unauthorized(
     server: ServerProcess, bad: str | None
 ) -> None:

@@ -51,7 +51,6 @@ def test_one_script_spans_the_keys_of_one_hash_tag(cluster: RedisCluster) -> Non
         client.close()
 
 
-
 @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
 def test_the_store_contract_holds_on_the_cluster(cluster: RedisCluster, check: Check) -> None:
     asyncio.run(asyncio.wait_for(run_check(check, cluster.url, cluster=True), 30))
@@ -111,8 +110,14 @@ def test_two_servers_on_the_cluster_converge_on_many_documents(
                 raw.hello(f"c{side}")
             for seq in (1, 2, 3):
                 for (_, side), raw in clients.items():
-                    raw.send({"type": "op", "seq": seq, "base": 0,
-                              "ops": [{"type": "Insert", "content": f"[{side}.{seq}]"}]})
+                    raw.send(
+                        {
+                            "type": "op",
+                            "seq": seq,
+                            "base": 0,
+                            "ops": [{"type": "Insert", "content": f"[{side}.{seq}]"}],
+                        }
+                    )
             for raw in clients.values():
                 acks = [raw.until("ack")["rev"] for _ in range(3)]
                 assert acks == sorted(acks) and len(set(acks)) == 3, acks

@@ -95,8 +95,11 @@ def contract_accepts(frame: str | bytes) -> bool:
 
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
 )
 json_values = st.recursive(
     json_scalars,
@@ -108,8 +111,9 @@ harmless_types = st.sampled_from(["ping", "presence", "fetch", "pong", "snapshot
 message_like = st.builds(
     lambda kind, fields: {"type": kind, **fields},
     harmless_types,
-    st.dictionaries(st.sampled_from(["from", "to", "cursor", "user", "seq", "anchor", "x"]), json_values,
-                    max_size=3),
+    st.dictionaries(
+        st.sampled_from(["from", "to", "cursor", "user", "seq", "anchor", "x"]), json_values, max_size=3
+    ),
 )
 frames = st.one_of(
     st.binary(max_size=64),
@@ -140,21 +144,31 @@ def test_arbitrary_frames_get_an_error_or_4400(
 # None of these is a valid seq, length or future-free base (the document is at rev 1).
 hostile_ints = st.one_of(
     st.sampled_from([-1, -(2**63), 2**64, 10**30, 10**400, 1.5, -0.5, 1e300]),
-    st.text(max_size=3), st.none(), st.booleans(), st.lists(st.integers(), min_size=1, max_size=2),
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), min_size=1, max_size=2),
 )
 lengths = st.one_of(st.sampled_from([0, len(SEED_TEXT) + 1, 2**53]), hostile_ints)
 bad_components = st.one_of(
     st.builds(lambda n: {"type": "Retain", "length": n}, lengths),
     st.builds(lambda n: {"type": "Delete", "length": n}, lengths),
-    st.builds(lambda c: {"type": "Insert", "content": c},
-              st.one_of(st.sampled_from(["", "\ud800", "a\udfffb"]),
-                        hostile_ints.filter(lambda v: not isinstance(v, str)))),
+    st.builds(
+        lambda c: {"type": "Insert", "content": c},
+        st.one_of(
+            st.sampled_from(["", "\ud800", "a\udfffb"]), hostile_ints.filter(lambda v: not isinstance(v, str))
+        ),
+    ),
     st.builds(lambda t: {"type": t, "length": 1}, st.sampled_from(["retain", "Move", "", "Replace"])),
     json_values,
 )
-good_components = st.sampled_from([
-    {"type": "Insert", "content": "x"}, {"type": "Retain", "length": 1}, {"type": "Delete", "length": 1},
-])
+good_components = st.sampled_from(
+    [
+        {"type": "Insert", "content": "x"},
+        {"type": "Retain", "length": 1},
+        {"type": "Delete", "length": 1},
+    ]
+)
 
 
 @st.composite
@@ -164,12 +178,15 @@ def hostile_ops(draw: st.DrawFn) -> dict[str, Any]:
     seq = draw(st.one_of(st.just(0), hostile_ints)) if "seq" in which else 1
     base = draw(st.one_of(hostile_ints, st.integers(2, 2**53 - 1))) if "base" in which else 1
     if "ops" in which:
-        ops: Any = draw(st.one_of(
-            st.lists(good_components, max_size=3).flatmap(
-                lambda good: st.lists(bad_components, min_size=1, max_size=3).map(lambda bad: good + bad)),
-            st.just([{"type": "Retain", "length": len(SEED_TEXT)}, {"type": "Delete", "length": 1}]),
-            hostile_ints,
-        ))
+        ops: Any = draw(
+            st.one_of(
+                st.lists(good_components, max_size=3).flatmap(
+                    lambda good: st.lists(bad_components, min_size=1, max_size=3).map(lambda bad: good + bad)
+                ),
+                st.just([{"type": "Retain", "length": len(SEED_TEXT)}, {"type": "Delete", "length": 1}]),
+                hostile_ints,
+            )
+        )
     else:
         ops = [{"type": "Insert", "content": "x"}]
     return {"type": "op", "seq": seq, "base": base, "ops": ops}
@@ -202,15 +219,18 @@ def raw_frame_answer(
 OP_PREFIX = '{"type":"op","seq":1,"base":1,"ops":['
 
 
-@pytest.mark.parametrize("frame, codes", [
-    (OP_PREFIX + '{"type":"Insert","content":"\\ud800"}]}', {"bad_op", "bad_message"}),
-    (OP_PREFIX + '{"type":"Insert","content":"a\\udc00"}]}', {"bad_op", "bad_message"}),
-    ('{"type":"presence","cursor":null,"user":{"name":"\\ud83d"}}', {"bad_message"}),
-    (OP_PREFIX + '{"type":"Retain","length":' + "9" * 5000 + "}]}", {"bad_message"}),
-    ('{"type":"fetch","from":-1}', {"bad_message"}),
-    ('{"type":"fetch","from":0,"to":' + str(2**64) + "}", {"bad_message"}),
-    (OP_PREFIX + ",".join(['{"type":"Insert","content":"a"}'] * 20_000) + "]}", {"too_large", "bad_op"}),
-])
+@pytest.mark.parametrize(
+    "frame, codes",
+    [
+        (OP_PREFIX + '{"type":"Insert","content":"\\ud800"}]}', {"bad_op", "bad_message"}),
+        (OP_PREFIX + '{"type":"Insert","content":"a\\udc00"}]}', {"bad_op", "bad_message"}),
+        ('{"type":"presence","cursor":null,"user":{"name":"\\ud83d"}}', {"bad_message"}),
+        (OP_PREFIX + '{"type":"Retain","length":' + "9" * 5000 + "}]}", {"bad_message"}),
+        ('{"type":"fetch","from":-1}', {"bad_message"}),
+        ('{"type":"fetch","from":0,"to":' + str(2**64) + "}", {"bad_message"}),
+        (OP_PREFIX + ",".join(['{"type":"Insert","content":"a"}'] * 20_000) + "]}", {"too_large", "bad_op"}),
+    ],
+)
 def test_named_hostile_frames(server: ServerProcess, watcher: Raw, frame: str, codes: set[str]) -> None:
     errors, closed = raw_frame_answer(server, frame)
     assert closed in (None, TOO_LARGE), closed
@@ -323,8 +343,12 @@ def test_presence_and_fetch_floods_are_limited(server: ServerProcess, watcher: R
 
 
 def http_request(url: str, body: bytes | None = None) -> int:
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST" if body is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
@@ -332,12 +356,15 @@ def http_request(url: str, body: bytes | None = None) -> int:
         return int(e.code)
 
 
-submit_fields = st.fixed_dictionaries({}, optional={
-    "client": st.one_of(st.just("http"), st.text(max_size=70), hostile_ints),
-    "seq": st.one_of(st.just(1), hostile_ints),
-    "base": st.one_of(st.just(1), hostile_ints, st.integers(2, 2**53)),
-    "ops": st.one_of(st.lists(bad_components, min_size=1, max_size=3), hostile_ints),
-})
+submit_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "client": st.one_of(st.just("http"), st.text(max_size=70), hostile_ints),
+        "seq": st.one_of(st.just(1), hostile_ints),
+        "base": st.one_of(st.just(1), hostile_ints, st.integers(2, 2**53)),
+        "ops": st.one_of(st.lists(bad_components, min_size=1, max_size=3), hostile_ints),
+    },
+)
 
 
 @examples

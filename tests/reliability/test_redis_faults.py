@@ -61,18 +61,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
 @pytest.fixture(scope="module")
 def p1(store: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Its commits keep one revision of log before the latest snapshot: older bases are gone.
-    with ServerProcess(store.url, tmp_path_factory.mktemp("p1"),
-                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2",
-                                   "--log-retention", "1")) as server:
+    with ServerProcess(
+        store.url,
+        tmp_path_factory.mktemp("p1"),
+        extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2", "--log-retention", "1"),
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def p2(store: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # A long head check: what it has not heard of on pub/sub, it learns only when it must.
-    with ServerProcess(store.url, tmp_path_factory.mktemp("p2"),
-                       extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2",
-                                   "--head-check-seconds", "60")) as server:
+    with ServerProcess(
+        store.url,
+        tmp_path_factory.mktemp("p2"),
+        extra_args=(*QUIET, "--redis-timeout", "1", "--snapshot-interval", "2", "--head-check-seconds", "60"),
+    ) as server:
         yield server
 
 
@@ -91,8 +95,9 @@ def op(seq: int, base: int, content: str) -> Message:
     return {"type": "op", "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
 
 
-def post(server: ServerProcess, doc: str, client: str, seq: int, base: int,
-         content: str) -> tuple[int, bytes]:
+def post(
+    server: ServerProcess, doc: str, client: str, seq: int, base: int, content: str
+) -> tuple[int, bytes]:
     body = {"client": client, "seq": seq, "base": base, "ops": [{"type": "Insert", "content": content}]}
     return http_post(f"{server.http_url}/docs/{doc}/ops", json.dumps(body).encode(), timeout=20)
 
@@ -148,8 +153,9 @@ def kinds_of_rev(messages: list[Message], rev: int) -> list[str]:
     return [str(m["type"]) for m in messages if m.get("rev") == rev and m["type"] in ("op", "ack")]
 
 
-def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisProcess,
-                                                                   tmp_path: Path) -> None:
+def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(
+    store: RedisProcess, tmp_path: Path
+) -> None:
     assert store.port is not None
     cutter = ReplyCutter(store.port, OK_REPLY)
     server = ServerProcess(cutter.url, tmp_path, extra_args=(*QUIET, "--head-check-seconds", "60"))
@@ -180,8 +186,9 @@ def test_a_lost_commit_reply_is_answered_once_never_as_op_and_ack(store: RedisPr
         cutter.close()
 
 
-def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(store: RedisProcess,
-                                                                 p1: ServerProcess) -> None:
+def test_a_silent_redis_gets_unavailable_and_the_op_counts_once(
+    store: RedisProcess, p1: ServerProcess
+) -> None:
     doc = unique_doc("silent")
     with Raw(p1.ws_url, doc) as a:
         a.hello("alice")
@@ -361,8 +368,12 @@ def test_a_stopped_document_answers_everything_waiting(store: RedisProcess) -> N
                 doc.put(waiting)
                 doc.put(Join(Listener("carol"), None, queued))
                 await doc.stop()
-                return [committing.result.result(), waiting.result.result(), taken.result(),
-                        queued.result()], session
+                return [
+                    committing.result.result(),
+                    waiting.result.result(),
+                    taken.result(),
+                    queued.result(),
+                ], session
         finally:
             await ops.close()
 

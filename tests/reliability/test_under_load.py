@@ -26,8 +26,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield d
 
 
-def run(d: Deployment, config: LoadConfig, faults: dict[str, tuple[float, Fault]] | None = None
-        ) -> LoadReport:
+def run(
+    d: Deployment, config: LoadConfig, faults: dict[str, tuple[float, Fault]] | None = None
+) -> LoadReport:
     async def text_of(doc: str) -> str:
         return str((await asyncio.to_thread(document, d.http_url, doc))["text"])
 

@@ -47,8 +47,9 @@ def check(fn: Check) -> Check:
     return fn
 
 
-def chain(doc: str, steps: list[tuple[str, int, Operation]], start_rev: int = 0,
-          start_hash: str | None = None) -> list[StoredOp]:
+def chain(
+    doc: str, steps: list[tuple[str, int, Operation]], start_rev: int = 0, start_hash: str | None = None
+) -> list[StoredOp]:
     """Records with correct hashes for ``steps`` of (client, seq, ops) after ``start_rev``."""
     prev = start_hash or genesis_hash(doc)
     records = []
@@ -61,7 +62,8 @@ def chain(doc: str, steps: list[tuple[str, int, Operation]], start_rev: int = 0,
 
 def typing(doc: str, text: str, client: str = "c") -> list[StoredOp]:
     steps: list[tuple[str, int, Operation]] = [
-        (client, i + 1, ((Retain(i),) if i else ()) + (Insert(ch),)) for i, ch in enumerate(text)]
+        (client, i + 1, ((Retain(i),) if i else ()) + (Insert(ch),)) for i, ch in enumerate(text)
+    ]
     return chain(doc, steps)
 
 
@@ -156,8 +158,11 @@ async def a_log_kept_to_its_retention_still_serves_text_from_a_snapshot(store: O
 
 @check
 async def text_at_applies_every_op_in_order(store: OpStore, doc: str) -> None:
-    steps: list[tuple[str, int, Operation]] = [("a", 1, (Insert("abc"),)), ("b", 1, (Retain(1), Insert("X"))),
-                                               ("a", 2, (Retain(4), Insert("😀")))]
+    steps: list[tuple[str, int, Operation]] = [
+        ("a", 1, (Insert("abc"),)),
+        ("b", 1, (Retain(1), Insert("X"))),
+        ("a", 2, (Retain(4), Insert("😀"))),
+    ]
     await store.commit(doc, 0, chain(doc, steps))
     text = ""
     for _, _, ops in steps:

@@ -15,12 +15,18 @@ from tests.support import Raw, ServerProcess, document
 
 
 def test_flags_win_over_the_environment_which_wins_over_defaults() -> None:
-    env = {"TANDEM_PORT": "9001", "TANDEM_MAX_DOC_LENGTH": "77", "REDIS_URL": "redis://h:1/0",
-           "TANDEM_ALLOWED_ORIGINS": "http://a, http://b"}
+    env = {
+        "TANDEM_PORT": "9001",
+        "TANDEM_MAX_DOC_LENGTH": "77",
+        "REDIS_URL": "redis://h:1/0",
+        "TANDEM_ALLOWED_ORIGINS": "http://a, http://b",
+    }
     settings = load({"port": "9002"}, env)
     assert settings.port == 9002 and settings.max_doc_length == 77
     assert settings.redis_url == "redis://h:1/0" and settings.allowed_origins == ("http://a", "http://b")
-    assert load({}, {"TANDEM_REDIS_URL": "redis://t/0", "REDIS_URL": "redis://r/0"}).redis_url == "redis://t/0"
+    assert (
+        load({}, {"TANDEM_REDIS_URL": "redis://t/0", "REDIS_URL": "redis://r/0"}).redis_url == "redis://t/0"
+    )
     assert load({}, {}) == Settings()
 
 
@@ -39,8 +45,12 @@ def test_help_documents_every_setting_with_its_variable() -> None:
 
 
 def test_the_console_script_prints_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "tandem.server.cli", "serve", "--help"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem.server.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0 and "--redis-url" in result.stdout
 
 

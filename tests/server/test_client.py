@@ -15,8 +15,10 @@ def test_two_clients_edit_and_converge(tandem: ServerProcess, doc: str) -> None:
     seen: list[tuple[Operation, str]] = []
 
     async def scenario() -> None:
-        async with TandemClient(url, "one", on_change=lambda op, text: seen.append((op, text))) as one, \
-                TandemClient(url, "two") as two:
+        async with (
+            TandemClient(url, "one", on_change=lambda op, text: seen.append((op, text))) as one,
+            TandemClient(url, "two") as two,
+        ):
             one.insert(0, "hello world")
             await one.synced()
             await two.wait_for(lambda c: c.text == "hello world")
@@ -95,8 +97,20 @@ def test_the_bot_script_types_its_text(tandem: ServerProcess, doc: str) -> None:
 
     bot = Path(__file__).resolve().parents[2] / "scripts" / "bot.py"
     result = subprocess.run(
-        [sys.executable, str(bot), "--url", f"{tandem.ws_url}/ws/{doc}", "--text", "beep", "--delay", "0",
-         "--append"], capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(bot),
+            "--url",
+            f"{tandem.ws_url}/ws/{doc}",
+            "--text",
+            "beep",
+            "--delay",
+            "0",
+            "--append",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert document(tandem.http_url, doc)["text"] == "beep"

@@ -32,8 +32,9 @@ def _chain(doc: str, ops: list[Operation]) -> list[StoredOp]:
     return records
 
 
-def test_verify_reports_an_op_that_does_not_fit_the_text(redis: RedisProcess, tandem: ServerProcess,
-                                                          doc: str) -> None:
+def test_verify_reports_an_op_that_does_not_fit_the_text(
+    redis: RedisProcess, tandem: ServerProcess, doc: str
+) -> None:
     # A log with an intact hash chain whose second op deletes past the end of "ab".
     records = _chain(doc, [(Insert("ab"),), (Delete(5),)])
 

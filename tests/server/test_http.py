@@ -11,8 +11,9 @@ from tandem.server.store.redis import Keys
 from tests.support import RedisProcess, ServerProcess, document, http_get, http_post
 
 
-def submit(tandem: ServerProcess, doc: str, client: str, seq: int, base: int,
-           ops: list[dict[str, object]]) -> tuple[int, dict[str, object]]:
+def submit(
+    tandem: ServerProcess, doc: str, client: str, seq: int, base: int, ops: list[dict[str, object]]
+) -> tuple[int, dict[str, object]]:
     body = json.dumps({"client": client, "seq": seq, "base": base, "ops": ops}).encode()
     status, raw = http_post(f"{tandem.http_url}/docs/{doc}/ops", body)
     return status, json.loads(raw)
@@ -21,7 +22,8 @@ def submit(tandem: ServerProcess, doc: str, client: str, seq: int, base: int,
 def type_text(tandem: ServerProcess, doc: str, text: str) -> None:
     for i, ch in enumerate(text):
         ops: list[dict[str, object]] = ([{"type": "Retain", "length": i}] if i else []) + [
-            {"type": "Insert", "content": ch}]
+            {"type": "Insert", "content": ch}
+        ]
         status, answer = submit(tandem, doc, "typist", i + 1, i, ops)
         assert status == 200 and answer["rev"] == i + 1, answer
 

@@ -14,8 +14,9 @@ from tests.support import RedisProcess, ServerProcess, assert_verified, document
 
 @pytest.fixture(scope="module")
 def second(redis: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(redis.url, tmp_path_factory.mktemp("second"),
-                           extra_args=("--log-level", "warning"))
+    server = ServerProcess(
+        redis.url, tmp_path_factory.mktemp("second"), extra_args=("--log-level", "warning")
+    )
     server.start()
     yield server
     server.stop()
@@ -59,8 +60,10 @@ def test_an_op_committed_on_one_process_reaches_a_client_of_the_other(
     tandem: ServerProcess, second: ServerProcess, doc: str
 ) -> None:
     async def scenario() -> str:
-        async with TandemClient(f"{tandem.ws_url}/ws/{doc}", "w") as writer, \
-                TandemClient(f"{second.ws_url}/ws/{doc}", "r") as reader:
+        async with (
+            TandemClient(f"{tandem.ws_url}/ws/{doc}", "w") as writer,
+            TandemClient(f"{second.ws_url}/ws/{doc}", "r") as reader,
+        ):
             writer.insert(0, "over there")
             await reader.wait_for(lambda c: c.text == "over there")
             return reader.text

@@ -74,8 +74,13 @@ def test_presence_with_an_old_rev_is_moved_to_the_head_for_the_others_and_newcom
             b.send(op(seq, seq - 1, ins(text)))
             b.until("ack")
         a.send({"type": "presence", "cursor": {"anchor": 5, "head": 5}, "rev": 1})
-        assert b.until("presence") == {"type": "presence", "client": "alice", "rev": 3,
-                                       "cursor": {"anchor": 7, "head": 7}, "user": None}
+        assert b.until("presence") == {
+            "type": "presence",
+            "client": "alice",
+            "rev": 3,
+            "cursor": {"anchor": 7, "head": 7},
+            "user": None,
+        }
         with Raw(tandem.ws_url, doc) as c:
             c.hello("carol")
             assert c.until("presence")["cursor"] == {"anchor": 7, "head": 7}
@@ -127,7 +132,9 @@ def test_a_newcomer_and_an_old_receiver_place_a_caret_alike(tandem: ServerProces
             await bob.wait_for(lambda c: c.text == "hello!")
             async with TandemClient(url, "carol") as carol:
                 await carol.wait_for(lambda c: "alice" in c.session.remote_cursors)
-                return (bob.session.remote_cursors["alice"].cursor,
-                        carol.session.remote_cursors["alice"].cursor)
+                return (
+                    bob.session.remote_cursors["alice"].cursor,
+                    carol.session.remote_cursors["alice"].cursor,
+                )
 
     assert run(scenario()) == (Cursor(6, 6), Cursor(6, 6))

@@ -19,8 +19,13 @@ def test_the_worked_example_hashes_are_the_code_s() -> None:
     h0 = genesis_hash("notes")
     h1 = next_hash(h0, 1, "alice", 1, op1)
     h2 = next_hash(h1, 2, "bob", 7, op2)
-    for value in (h0, h1, h2, canonical_record(1, "alice", 1, op1).decode(),
-                  canonical_record(2, "bob", 7, op2).decode()):
+    for value in (
+        h0,
+        h1,
+        h2,
+        canonical_record(1, "alice", 1, op1).decode(),
+        canonical_record(2, "bob", 7, op2).decode(),
+    ):
         assert value in DOC
     record = {"rev": 1, "client": "alice", "seq": 1, "ops": [{"type": "Insert", "content": 'Hi "you"\n😀'}]}
     data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()

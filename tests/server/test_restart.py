@@ -20,9 +20,20 @@ def op(seq: int, base: int, ops: list[dict[str, object]]) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def server(redis: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Snapshots every 5 revisions and 2 revisions of log kept before the latest one.
-    process = ServerProcess(redis.url, tmp_path_factory.mktemp("restart"),
-                            extra_args=("--log-level", "warning", "--snapshot-interval", "5",
-                                        "--log-retention", "2", "--head-check-seconds", "0.3"))
+    process = ServerProcess(
+        redis.url,
+        tmp_path_factory.mktemp("restart"),
+        extra_args=(
+            "--log-level",
+            "warning",
+            "--snapshot-interval",
+            "5",
+            "--log-retention",
+            "2",
+            "--head-check-seconds",
+            "0.3",
+        ),
+    )
     process.start()
     yield process
     process.stop()
@@ -71,7 +82,10 @@ def test_resume_from_the_log_after_a_restart(server: ServerProcess, doc: str) ->
     with Raw(server.ws_url, doc) as b:
         b.send({"type": "hello", "client": "b", "rev": 1})
         assert [(m["type"], m["rev"]) for m in (b.recv(), b.recv(), b.recv())] == [
-            ("op", 2), ("op", 3), ("ready", 3)]
+            ("op", 2),
+            ("op", 3),
+            ("ready", 3),
+        ]
 
 
 def test_resume_falls_back_to_a_snapshot_when_the_log_is_trimmed(server: ServerProcess, doc: str) -> None:

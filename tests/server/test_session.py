@@ -45,8 +45,14 @@ def test_op_is_acked_to_its_sender_and_broadcast_to_the_others(pair: tuple[Raw, 
     a.send(op(1, 0, ins("a😀b")))
     expected_hash = next_hash(genesis_hash(doc), 1, "a", 1, (Insert("a😀b"),))
     assert a.recv() == {"type": "ack", "seq": 1, "rev": 1, "hash": expected_hash}
-    assert b.recv() == {"type": "op", "rev": 1, "client": "a", "seq": 1, "ops": ins("a😀b"),
-                        "hash": expected_hash}
+    assert b.recv() == {
+        "type": "op",
+        "rev": 1,
+        "client": "a",
+        "seq": 1,
+        "ops": ins("a😀b"),
+        "hash": expected_hash,
+    }
 
 
 def test_concurrent_inserts_at_one_place_put_the_later_commit_left(
@@ -96,7 +102,10 @@ def test_resume_replays_the_missing_ops_then_ready(
     with Raw(tandem.ws_url, doc) as c:
         c.send({"type": "hello", "client": "c", "rev": 1})
         assert [(m["type"], m["rev"]) for m in (c.recv(), c.recv(), c.recv())] == [
-            ("op", 2), ("op", 3), ("ready", 3)]
+            ("op", 2),
+            ("op", 3),
+            ("ready", 3),
+        ]
 
 
 def test_resume_at_the_head_is_ready_at_once(pair: tuple[Raw, Raw], tandem: ServerProcess, doc: str) -> None:
@@ -171,11 +180,17 @@ BAD_MESSAGES = [
     pytest.param(op(0, 0, ins("x")), "bad_message", id="seq-zero"),
     pytest.param(op(1, 0, [{"type": "Delete", "length": 3}]), "bad_op", id="delete-past-end"),
     pytest.param(op(1, 9, ins("x")), "rev_ahead", id="base-ahead"),
-    pytest.param(op(1, 0, [{"type": "Retain", "length": 1}, {"type": "Insert", "content": "x"}] * 30),
-                 "too_large", id="too-many-components"),
+    pytest.param(
+        op(1, 0, [{"type": "Retain", "length": 1}, {"type": "Insert", "content": "x"}] * 30),
+        "too_large",
+        id="too-many-components",
+    ),
     pytest.param(op(1, 0, ins("x" * 6000)), "too_large", id="doc-too-long"),
-    pytest.param('{"type":"op","seq":1,"base":0,"ops":[{"type":"Insert","content":"\\ud800"}]}',
-                 "bad_message", id="lone-surrogate"),
+    pytest.param(
+        '{"type":"op","seq":1,"base":0,"ops":[{"type":"Insert","content":"\\ud800"}]}',
+        "bad_message",
+        id="lone-surrogate",
+    ),
     pytest.param([1, 2], "bad_message", id="array"),
 ]
 
@@ -245,9 +260,12 @@ SECRET = "a-test-secret-of-at-least-32-bytes!"
 
 @pytest.fixture(scope="module")
 def strict(redis: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(getattr(redis, "url"), tmp_path_factory.mktemp("strict"),  # noqa: B009
-                           extra_args=("--log-level", "warning", "--ops-per-second", "2"),
-                           env={"TANDEM_SECRET": SECRET})
+    server = ServerProcess(
+        redis.url,
+        tmp_path_factory.mktemp("strict"),  # noqa: B009
+        extra_args=("--log-level", "warning", "--ops-per-second", "2"),
+        env={"TANDEM_SECRET": SECRET},
+    )
     server.start()
     yield server
     server.stop()
@@ -288,10 +306,14 @@ def test_ops_over_the_rate_limit_are_refused(strict: ServerProcess, doc: str) ->
         assert len([m for m in answers if m["type"] == "ack"]) <= 3
 
 
-def test_graceful_shutdown_closes_clients_with_1012(redis: object, tmp_path_factory: pytest.TempPathFactory,
-                                                     doc: str) -> None:
-    server = ServerProcess(getattr(redis, "url"), tmp_path_factory.mktemp("shutdown"),  # noqa: B009
-                           extra_args=("--log-level", "warning"))
+def test_graceful_shutdown_closes_clients_with_1012(
+    redis: object, tmp_path_factory: pytest.TempPathFactory, doc: str
+) -> None:
+    server = ServerProcess(
+        redis.url,
+        tmp_path_factory.mktemp("shutdown"),  # noqa: B009
+        extra_args=("--log-level", "warning"),
+    )
     server.start()
     try:
         with Raw(server.ws_url, doc) as a:
@@ -309,9 +331,20 @@ def test_graceful_shutdown_closes_clients_with_1012(redis: object, tmp_path_fact
 def test_a_receiver_that_falls_too_far_behind_is_closed_with_1013(
     redis: object, tmp_path_factory: pytest.TempPathFactory, doc: str
 ) -> None:
-    server = ServerProcess(getattr(redis, "url"), tmp_path_factory.mktemp("slow"),  # noqa: B009
-                           extra_args=("--log-level", "warning", "--send-queue-limit", "4",
-                                       "--max-frame-bytes", "200000", "--max-doc-length", "100000"))
+    server = ServerProcess(
+        redis.url,
+        tmp_path_factory.mktemp("slow"),  # noqa: B009
+        extra_args=(
+            "--log-level",
+            "warning",
+            "--send-queue-limit",
+            "4",
+            "--max-frame-bytes",
+            "200000",
+            "--max-doc-length",
+            "100000",
+        ),
+    )
     server.start()
     try:
         with Raw(server.ws_url, doc) as writer, Raw(server.ws_url, doc) as slow:

@@ -60,6 +60,7 @@ async def joined(doc: Document, receiver: Recorder) -> None:
 
 async def at_revision(doc: Document, rev: int, timeout: float = 10.0) -> None:
     """Wait until ``doc`` holds revision ``rev``, asking it to read the log's head meanwhile."""
+
     async def reached() -> None:
         while doc.rev < rev:
             doc.put(HeadCheck())
@@ -111,8 +112,9 @@ def test_two_processes_racing_on_one_document_commit_every_op_once(redis: RedisP
                 assert text.count(f"<a{i}>") == text.count(f"<b{i}>") == 1
             # each watcher was sent every revision once, as an op: none of them submitted anything
             for watcher in watchers:
-                assert [rev for _, rev in watcher.sent if rev is not None][-2 * rounds:] == \
-                    list(range(1, 2 * rounds + 1))
+                assert [rev for _, rev in watcher.sent if rev is not None][-2 * rounds :] == list(
+                    range(1, 2 * rounds + 1)
+                )
         finally:
             for doc in docs:
                 await doc.stop()
@@ -171,8 +173,9 @@ def test_a_lost_commit_reply_is_answered_once_and_a_resubmit_gets_the_original_a
             assert cutter.cuts >= 1, "the commit's reply was never cut"
             # `unavailable` (maybe committed), or, where a client library retries the script by
             # itself, its ack: the second run finds the op committed and answers it from the log.
-            assert (isinstance(answer, Error) and answer.code == "unavailable") or \
-                (isinstance(answer, Ack) and answer.rev == 1), answer
+            assert (isinstance(answer, Error) and answer.code == "unavailable") or (
+                isinstance(answer, Ack) and answer.rev == 1
+            ), answer
             resubmit = Submission("alice", 1, 0, (Insert("hi"),), origin=alice)
             doc.put(resubmit)
             again = await asyncio.wait_for(resubmit.result, 15)

@@ -69,8 +69,14 @@ class Editors:
         self.server = server
         self.opened: list[Editor] = []
 
-    def open(self, doc: str | None = None, *, server: ServerProcess | None = None,
-             viewport: dict[str, int] | None = None, before_load: Any = None) -> Editor:
+    def open(
+        self,
+        doc: str | None = None,
+        *,
+        server: ServerProcess | None = None,
+        viewport: dict[str, int] | None = None,
+        before_load: Any = None,
+    ) -> Editor:
         doc = doc or unique_doc("web")
         server = server or self.server
         context = self.browser.new_context(viewport=viewport or {"width": 900, "height": 600})

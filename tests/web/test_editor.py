@@ -170,15 +170,22 @@ def test_others_cursors_and_selections_are_drawn_in_their_colours_with_names(edi
         }"""
     )
     ada_colour = ada.page.evaluate("JSON.parse(localStorage.getItem('tandem.user')).color")
-    assert drawn == {"selected": "world", "name": "Ada", "textBeforeCaret": "hi 😀 hello world",
-                     "colour": ada_colour}
+    assert drawn == {
+        "selected": "world",
+        "name": "Ada",
+        "textBeforeCaret": "hi 😀 hello world",
+        "colour": ada_colour,
+    }
 
 
 def test_line_breaks_written_elsewhere_as_crlf_survive_editing_in_the_page(editors: Editors) -> None:
     page = editors.open()
     # a client on another platform writes Windows line breaks, which a textarea cannot hold
-    post_op(editors.server, page.doc, {"client": "bot", "seq": 1, "base": 0,
-                                       "ops": [{"type": "Insert", "content": "one\r\ntwo\r\n"}]})
+    post_op(
+        editors.server,
+        page.doc,
+        {"client": "bot", "seq": 1, "base": 0, "ops": [{"type": "Insert", "content": "one\r\ntwo\r\n"}]},
+    )
     page.wait("t.text === arg", "one\r\ntwo\r\n")
     assert page.caret()["value"] == "one\ntwo\n"
     page.page.keyboard.press("Control+End")
