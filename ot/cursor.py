@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import msgspec
 
-from tandem.ot.operation import Component, Insert, Retain
+from tandem.ot.operation import MAX_LENGTH, Component, Insert, Retain
+
+# At the wire a position is a code point index: never negative, never past what any document
+# may hold (the server checks it against the document at the cursor's revision).
+Position = Annotated[int, msgspec.Meta(ge=0, le=MAX_LENGTH)]
 
 
 class Cursor(msgspec.Struct, frozen=True):
     """A selection: ``anchor`` where it started, ``head`` where the caret is (equal for a caret)."""
 
-    anchor: int
-    head: int
+    anchor: Position
+    head: Position
 
 
 def transform_index(index: int, op: Sequence[Component], own: bool = False) -> int:

@@ -18,8 +18,9 @@ from tandem.ot.operation import MAX_LENGTH, Operation
 
 PROTOCOL_VERSION = 1
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-DocId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+# \Z, not $: $ also matches before a final newline, and "a\n" is no id.
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}\Z")]
+DocId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,128}\Z")]
 Rev = Annotated[int, msgspec.Meta(ge=0, le=MAX_LENGTH)]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=MAX_LENGTH)]
 HexHash = str
@@ -40,11 +41,26 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
-class User(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Free display data of a participant."""
+# Display data reaches every other page: a name is 1-64 code points with no control, line
+# separator or bidirectional override character; a colour is #rgb or #rrggbb, nothing a
+# stylesheet would read as a URL. msgspec searches patterns (re.search), where `$` also
+# matches before a final newline: \A...\Z anchor them for real.
+UserName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"\A[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*\Z",
+    ),
+]
+UserColor = Annotated[str, msgspec.Meta(pattern=r"\A#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})\Z")]
 
-    name: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    color: Annotated[str, msgspec.Meta(max_length=32)] = ""
+
+class User(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Display data of a participant; an empty field is one left out (the page shows the client id)."""
+
+    name: UserName = ""
+    color: UserColor = ""
 
 
 class _ClientMessage(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=False):

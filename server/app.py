@@ -47,6 +47,7 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
             log_retention=settings.log_retention,
             cluster=settings.redis_cluster,
             timeout=settings.redis_timeout,
+            max_connections=settings.redis_max_connections,
         )
         hub = Hub(store, settings, metrics)
         app.state.hub = hub
@@ -67,6 +68,12 @@ def create_app(settings: Settings, on_ready: Callable[[], None] | None = None) -
     async def websocket_endpoint(websocket: WebSocket) -> None:
         if not origin_allowed(settings.allowed_origins, websocket.headers.get("origin")):
             await websocket.close(code=4403, reason="origin not allowed")
+            return
+        if metrics.get("tandem_connections") >= settings.max_connections:
+            # refused with a code the clients retry on, before the process runs out of descriptors
+            metrics.inc("tandem_connections_refused_total")
+            await websocket.accept()
+            await websocket.close(code=1013, reason="too many connections; try again later")
             return
         app: Starlette = websocket.app
         await Session(websocket, app.state.hub, settings, metrics).run()

@@ -2,17 +2,21 @@
 
 A token is a standard JWT signed with HS256, so any auth server or JWT library can issue it:
 
-    {"doc": "notes.42", "role": "write", "exp": 1767225600}
+    {"doc": "notes.42", "role": "write", "sub": "user-17", "exp": 1767225600}
 
 `doc` names one document, a prefix of document ids ending in `*` ("team-7.*"), or `*` for all.
-`role` is `read` (receive ops and presence, never commit) or `write`. `exp` is required: a token
-that never expires cannot be taken back. Without a secret the server is open and every client
-may write.
+`role` is `read` (receive ops and presence, never commit) or `write`. `sub` names the holder,
+required for `write`: a client id belongs to the subject that first used it on a document, so
+one holder cannot act as another's client (its exactly-once record, its cursor). `exp` is
+required: a token that never expires cannot be taken back, and an open connection ends when it
+passes. Without a secret the server is open: every client may write, as any client id.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
@@ -20,6 +24,8 @@ import jwt
 ALGORITHM = "HS256"
 # Clocks of the issuing service and the server are rarely in perfect step.
 LEEWAY_SECONDS = 5.0
+# A subject is stored with every client id it claims: keep it an id, not a document.
+MAX_SUBJECT_LENGTH = 256
 
 
 class Role(StrEnum):
@@ -31,13 +37,36 @@ class AuthError(Exception):
     """The token does not grant access; the message says why, without echoing the secret."""
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token grants: a role, to whom (None: an open server, or a read token without
+    `sub`), until when (epoch seconds, leeway included: the moment `authorize` starts refusing
+    it; None: never)."""
+
+    role: Role
+    subject: str | None = None
+    expires: float | None = None
+
+
+OPEN = Grant(Role.WRITE)
+
+
 def authorize(secret: str | None, doc: str, token: str | None, now: float | None = None) -> Role:
     """The role `token` grants on `doc`; WRITE for everyone when `secret` is None.
 
     Raises AuthError when the token is missing, malformed, forged, expired, or names another document.
     """
+    return grant(secret, doc, token, now).role
+
+
+def grant(secret: str | None, doc: str, token: str | None, now: float | None = None) -> Grant:
+    """What `token` grants on `doc`: `OPEN` (write, no subject, no expiry) when `secret` is None.
+
+    Raises AuthError when the token is missing, malformed, forged, expired, names another
+    document, or grants write access without naming a subject.
+    """
     if secret is None:
-        return Role.WRITE
+        return OPEN
     if not token:
         raise AuthError("a token is required: send it in hello or as ?token=")
     claims = _decode(secret, token, time.time() if now is None else now)
@@ -49,7 +78,20 @@ def authorize(secret: str | None, doc: str, token: str | None, now: float | None
     role = claims.get("role")
     if role not in (Role.READ.value, Role.WRITE.value):
         raise AuthError(f"token role must be 'read' or 'write', got {role!r}")
-    return Role(role)
+    subject = claims.get("sub")
+    # A writer must be someone: its client ids (and their exactly-once records) are bound to it.
+    # A reader may be anonymous; it then claims no client id and may use none that is claimed.
+    if subject is None and role == Role.READ.value:
+        pass
+    elif not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
+        shown = repr(subject)[:60]
+        raise AuthError(
+            f"token needs a 'sub' claim naming its holder (1-{MAX_SUBJECT_LENGTH} characters)"
+            f"{' for write access' if subject is None else ''}, got {shown}"
+        )
+    exp = claims["exp"]
+    assert isinstance(exp, int | float)  # checked by _decode
+    return Grant(Role(role), subject, float(exp) + LEEWAY_SECONDS)
 
 
 def _decode(secret: str, token: str, now: float) -> dict[str, object]:
@@ -90,15 +132,45 @@ def doc_matches(pattern: str, doc: str) -> bool:
     return pattern == doc
 
 
-def issue_token(secret: str, doc: str, role: Role | str, ttl_seconds: float, now: float | None = None) -> str:
-    """A signed token granting `role` on `doc` (an id, a prefix ending in `*`, or `*`) for `ttl_seconds`."""
+def not_your_client(doc: str, client: str) -> str:
+    """Why a client id is refused: another token subject used it first on this document."""
+    return (
+        f"client id {client!r} on {doc!r} belongs to another token holder ('sub'): nothing of its "
+        "record was touched; use a client id of your own"
+    )
+
+
+def issue_token(
+    secret: str,
+    doc: str,
+    role: Role | str,
+    ttl_seconds: float,
+    now: float | None = None,
+    *,
+    sub: str | None = None,
+) -> str:
+    """A signed token granting `role` on `doc` (an id, a prefix ending in `*`, or `*`) for `ttl_seconds`.
+
+    `sub` names the holder (a user id): the client ids it uses stay its own across fresh tokens.
+    None makes up a random one, a holder of its own that no later token shares.
+    """
     if not secret:
         raise ValueError("cannot issue a token without a secret (set TANDEM_SECRET)")
     if ttl_seconds <= 0:
         raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+    if sub is None:
+        sub = "anon-" + secrets.token_hex(8)
+    if not sub or len(sub) > MAX_SUBJECT_LENGTH:
+        raise ValueError(f"sub must be 1-{MAX_SUBJECT_LENGTH} characters, got {len(sub)}")
     role = Role(role)
     issued = time.time() if now is None else now
-    claims = {"doc": doc, "role": role.value, "iat": int(issued), "exp": int(issued + ttl_seconds)}
+    claims = {
+        "doc": doc,
+        "role": role.value,
+        "sub": sub,
+        "iat": int(issued),
+        "exp": int(issued + ttl_seconds),
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -115,7 +187,8 @@ def origin_allowed(allowed: tuple[str, ...], origin: str | None) -> bool:
 
 
 def token_main(argv: list[str]) -> int:
-    """`tandem token DOC [--role read|write] [--ttl SECONDS]`: print a token signed with TANDEM_SECRET."""
+    """`tandem token DOC [--role read|write] [--sub SUBJECT] [--ttl SECONDS]`: print a token signed
+    with TANDEM_SECRET."""
     import argparse
     import os
     import sys
@@ -131,6 +204,11 @@ def token_main(argv: list[str]) -> int:
         default=Role.WRITE.value,
         help="read: receive ops and presence only; write: also edit (default)",
     )
+    parser.add_argument(
+        "--sub",
+        default=None,
+        help="the holder (a user id); the client ids it uses stay its own (default: a random one)",
+    )
     parser.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)")
     parser.add_argument(
         "--secret", default=None, help="the signing secret (default: the TANDEM_SECRET environment variable)"
@@ -141,7 +219,7 @@ def token_main(argv: list[str]) -> int:
         print("tandem token: no secret: set TANDEM_SECRET or pass --secret", file=sys.stderr)
         return 2
     try:
-        print(issue_token(secret, args.doc, args.role, args.ttl))
+        print(issue_token(secret, args.doc, args.role, args.ttl, sub=args.sub))
     except ValueError as e:
         print(f"tandem token: {e}", file=sys.stderr)
         return 2
@@ -151,8 +229,11 @@ def token_main(argv: list[str]) -> int:
 def access_notice(secret: str | None, allowed_origins: tuple[str, ...]) -> str:
     """One line for the start of the server saying who may edit."""
     if secret is None:
-        access = "access: OPEN, every client may read and write every document (set TANDEM_SECRET)"
+        access = (
+            "access: OPEN, every client may read and write every document, as any client id"
+            " (set TANDEM_SECRET)"
+        )
     else:
-        access = "access: tokens required (HS256 JWT signed with TANDEM_SECRET)"
+        access = "access: tokens required (HS256 JWT signed with TANDEM_SECRET, with 'sub' and 'exp')"
     origins = ", ".join(allowed_origins) if allowed_origins else "any"
     return f"{access}; browser origins: {origins}"

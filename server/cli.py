@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -76,6 +77,7 @@ def serve(argv: Sequence[str]) -> int:
         print(f"listening on http://{shown_host}:{port}", flush=True)
         print(access_notice(settings.secret, settings.allowed_origins), flush=True)
 
+    _raise_descriptor_limit(settings.max_connections)
     app = create_app(dataclasses.replace(settings, port=port), on_ready=ready)
     config = uvicorn.Config(
         app,
@@ -86,6 +88,8 @@ def serve(argv: Sequence[str]) -> int:
         ws_per_message_deflate=False,
         ws_max_size=max(4 * settings.max_frame_bytes, 16 * 1024 * 1024),
         timeout_graceful_shutdown=5,
+        # past the WebSocket cap, room for health checks and HTTP; beyond it uvicorn answers 503
+        limit_concurrency=settings.max_connections + 256,
         lifespan="on",
     )
     if args.log_level != "debug":
@@ -95,6 +99,24 @@ def serve(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C once it has shut down cleanly
     return 0
+
+
+def _raise_descriptor_limit(connections: int) -> None:
+    """Let the process have as many descriptors as it may: each connection holds one, and a
+    process out of them fails /healthz and every client. Warn when the cap cannot be met."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft != resource.RLIM_INFINITY and connections + 512 > soft:
+        print(
+            f"tandem serve: warning: --max-connections {connections} is close to the limit of "
+            f"{soft} open files (ulimit -n); lower it or raise the limit",
+            file=sys.stderr,
+        )
 
 
 def _per_connection_lines(record: logging.LogRecord) -> bool:

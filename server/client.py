@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tandem.ot.client import ClientSession
+from tandem.ot.client import ClientSession, Phase
 from tandem.ot.cursor import Cursor
 from tandem.ot.effects import (
     Acknowledged,
@@ -37,7 +38,7 @@ from tandem.ot.effects import (
     TextChanged,
 )
 from tandem.ot.operation import Operation, delete_op, insert_op, replace_op
-from tandem.ot.protocol import User, decode_server_frame, encoder
+from tandem.ot.protocol import ErrorCode, User, decode_server_frame, encoder
 
 log = logging.getLogger("tandem.client")
 
@@ -45,8 +46,16 @@ ChangeCallback = Callable[[Operation, str], None]
 PresenceCallback = Callable[[str, Cursor | None, User | None], None]
 LostCallback = Callable[[Lost], None]
 AckCallback = Callable[[int, int], None]
+# Called before every connection (the first and each reconnect) for the token to say hello with.
+TokenProvider = Callable[[], str | None | Awaitable[str | None]]
+
+CLOSE_TOKEN_EXPIRED = 4401  # the server closed at the token's expiry: reconnect with a fresh one
 
 RETRY_DELAY = 0.2  # before resending an op refused for a passing reason (rate_limited, unavailable)
+
+
+class TokenUnavailable(Exception):
+    """The token provider failed; its exception is the cause."""
 
 
 class TandemClient:
@@ -56,6 +65,9 @@ class TandemClient:
     client, with the op applied and the new text. ``on_lost`` is told about local edits
     the server refused for good (they are gone from the text after the reload).
     ``on_ack(seq, rev)`` is told when the local op ``seq`` is committed as revision ``rev``.
+    ``token`` is a fixed token, or a function (plain or async) returning one, called before
+    every connection: when the server closes at the token's expiry (4401), or refuses a token
+    at hello, the client connects again with a fresh one.
     """
 
     def __init__(
@@ -63,7 +75,7 @@ class TandemClient:
         url: str,
         client_id: str | None = None,
         *,
-        token: str | None = None,
+        token: str | TokenProvider | None = None,
         user: User | None = None,
         on_change: ChangeCallback | None = None,
         on_presence: PresenceCallback | None = None,
@@ -73,7 +85,9 @@ class TandemClient:
         max_backoff: float = 5.0,
     ) -> None:
         self.url = url
-        self.session = ClientSession(client_id or "py-" + secrets.token_hex(6), token=token, user=user)
+        self._token_provider = token if callable(token) else None
+        fixed = None if callable(token) else token
+        self.session = ClientSession(client_id or "py-" + secrets.token_hex(6), token=fixed, user=user)
         self.on_change = on_change
         self.on_presence = on_presence
         self.on_lost = on_lost
@@ -183,16 +197,21 @@ class TandemClient:
         backoff = 0.05
         while not self._closing:
             try:
+                if self._token_provider is not None:
+                    self.session.token = await self._fresh_token()
                 async with connect(self.url, max_size=None, open_timeout=10) as ws:
                     self._ws = ws
                     self.connections += 1
-                    backoff = 0.05
                     await self._serve(ws)
             except InvalidURI:
                 raise
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as e:
                 log.info("%s: connection lost (%s)", self.client_id, e)
+            except TokenUnavailable as e:
+                log.warning("%s: no token to connect with: %s", self.client_id, e.__cause__)
             finally:
+                if self._live.is_set():  # it reached the document: the next try starts quick again
+                    backoff = 0.05
                 self._ws = None
                 self._live.clear()
                 self._perform(self.session.disconnected())
@@ -201,6 +220,16 @@ class TandemClient:
                 return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
+
+    async def _fresh_token(self) -> str | None:
+        assert self._token_provider is not None
+        try:
+            token = self._token_provider()
+            if inspect.isawaitable(token):
+                token = await token
+        except Exception as e:  # the provider's failure is a failed connection: back off, retry
+            raise TokenUnavailable() from e
+        return token
 
     async def _serve(self, ws: Any) -> None:
         self._perform(self.session.connect())
@@ -246,6 +275,12 @@ class TandemClient:
                 case ServerError() as error:
                     self.errors.append(error)
                     log.info("%s: server error %s: %s", self.client_id, error.code, error.message)
+                    if (
+                        error.code == ErrorCode.UNAUTHORIZED
+                        and self._token_provider is not None
+                        and self.session.phase is Phase.CONNECTING
+                    ):
+                        self._reconnect_asked = True  # a stale token: ask the provider again
                     if error.retryable and error.seq is not None:
                         asyncio.get_running_loop().call_later(RETRY_DELAY, self._resubmit)
                 case Lost() as lost:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,14 +27,17 @@ from tandem.ot.protocol import Error, ErrorCode, Fetch, PresenceUpdate, Ready, S
 from tandem.server.metrics import Metrics
 from tandem.server.presence import PresenceRelay
 from tandem.server.settings import Settings
-from tandem.server.store.base import HistoryGone, OpStore, StoredOp, StoreUnavailable, text_of
+from tandem.server.store.base import PAGE_BYTES, HistoryGone, OpStore, StoredOp, StoreUnavailable, text_of
 from tandem.server.submit import LogLostData, Origin, Submission, Submissions
+from tandem.server.window import Window
 
 log = logging.getLogger("tandem.document")
 
 SHUTTING_DOWN = "the server is shutting down; resubmit (an op already committed is acknowledged)"
 
 WINDOW = 2048
+# Ops in one page of history (a rebase reads the history a page at a time).
+_PAGE = 256
 # Ops committed in one script call at most: a bigger group would hold Redis up for others.
 MAX_GROUP = 256
 
@@ -101,13 +103,17 @@ class Document:
         self.rev = 0
         self.hash = ""
         self.text = ""
-        self.window: deque[StoredOp] = deque(maxlen=WINDOW)
+        self.window = Window(WINDOW, settings.window_bytes)
         self.receivers: set[Receiver] = set()
         self.presence = PresenceRelay(name, publish_presence)
         self.submissions = Submissions(self, store, settings, metrics)
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.users = 0  # sessions and requests holding the document open
+        # The latest snapshot this process knows of and the bytes of op frames since: the next
+        # one waits for those to reach a share of the text's size (`_GroupCommit._snapshot`).
+        self.snapshot_rev = 0
+        self.since_snapshot = 0
 
     # -- loading and the task ------------------------------------------------------------
 
@@ -121,6 +127,7 @@ class Document:
         for stored in ops:
             text = apply(text, stored.op.ops)
         self.rev, self.hash, self.text = head.rev, head.hash, text
+        self.snapshot_rev, self.since_snapshot = snap.rev, sum(len(s.frame) for s in ops)
         self.window.extend(ops)
 
     def start(self) -> None:
@@ -239,6 +246,7 @@ class Document:
         another process or by a call whose reply was lost) is answered by an ack instead."""
         op = stored.op
         self.rev, self.hash, self.text = op.rev, op.hash, text
+        self.since_snapshot = 0 if op.rev <= self.snapshot_rev else self.since_snapshot + len(stored.frame)
         self.window.append(stored)
         acked = self.submissions.acknowledge(op)
         frame = stored.frame.decode()
@@ -299,20 +307,41 @@ class Document:
                 f"{self.name}: revision {op.rev} in the log does not fit the text held here: {e}"
             ) from None
 
-    async def ops_after(self, base: int) -> list[Operation]:
-        return [s.op.ops for s in await self._stored_after(base)]
+    async def history_after(self, base: int) -> AsyncIterator[Sequence[Operation]]:
+        """The ops after ``base`` up to the head, in pages: from the window, or read from the log a
+        page at a time (never the whole history in memory at once)."""
+        held = self.window.after(base, self.rev)
+        if held is not None:
+            for i in range(0, len(held), _PAGE):
+                yield [s.op.ops for s in held[i : i + _PAGE]]
+            return
+        async for page in self._logged(base + 1, self.rev):
+            yield [s.op.ops for s in page]
 
-    async def _stored_after(self, base: int, last: int | None = None) -> list[StoredOp]:
-        last = self.rev if last is None else last
-        if base >= last:
-            return []
-        if self.window and self.window[0].op.rev <= base + 1:
-            start = base + 1 - self.window[0].op.rev
-            return [self.window[i] for i in range(start, start + last - base)]
-        ops = await self.store.ops(self.name, base + 1, last)
-        if len(ops) != last - base or ops[0].op.rev != base + 1:
-            raise HistoryGone(f"the log of {self.name!r} no longer holds revision {base + 1}")
-        return ops
+    async def _logged(self, first: int, last: int) -> AsyncIterator[list[StoredOp]]:
+        """Revisions ``first``..``last`` read from the log a page (`PAGE_BYTES`) at a time."""
+        while first <= last:
+            page = await self.store.ops(self.name, first, last, max_bytes=PAGE_BYTES)
+            if not page or page[0].op.rev != first or page[-1].op.rev != first + len(page) - 1:
+                raise HistoryGone(f"the log of {self.name!r} no longer holds revision {first}")
+            yield page
+            first += len(page)
+
+    async def _answer(self, base: int, last: int) -> list[StoredOp] | None:
+        """Revisions after ``base`` up to ``last`` to send one receiver (a replay or a fetch), or None
+        when they are more than `Settings.answer_max_bytes`. Raises `HistoryGone`."""
+        held = self.window.after(base, last)
+        if held is None:
+            held = []
+            size = 0
+            async for page in self._logged(base + 1, last):
+                held += page
+                size += sum(len(s.frame) for s in page)
+                if size > self.settings.answer_max_bytes:
+                    return None
+        elif sum(len(s.frame) for s in held) > self.settings.answer_max_bytes:
+            return None
+        return held
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -329,10 +358,11 @@ class Document:
                 )
             )
             return
+        # a replay the log no longer holds, or too large to answer, is a snapshot instead
         replay: list[StoredOp] | None = None
         if join.rev is not None:
             try:
-                replay = await self._stored_after(join.rev)
+                replay = await self._answer(join.rev, self.rev)
             except HistoryGone:
                 replay = None
         if replay is None:
@@ -341,7 +371,7 @@ class Document:
             for stored in replay:
                 receiver.deliver(stored.frame.decode(), stored.op.rev)
         receiver.deliver(text_of(Ready(rev=self.rev)), self.rev)
-        self.presence.joined(receiver, self.rev, self.window)
+        self.presence.joined(receiver, self.rev, self.window, self.settings.presence_max_components)
         self.receivers.add(receiver)
         join.done.set_result(None)
 
@@ -361,16 +391,42 @@ class Document:
                 )
             )
             return
+        if fetch.to is not None and fetch.from_ > fetch.to:
+            receiver.deliver(
+                text_of(
+                    Error(
+                        code=ErrorCode.BAD_MESSAGE,
+                        message=f"fetch from {fetch.from_} is past its to {fetch.to}",
+                    )
+                )
+            )
+            return
         try:
-            ops = await self._stored_after(max(fetch.from_, 1) - 1, last)
+            ops = await self._answer(max(fetch.from_, 1) - 1, last)
         except HistoryGone as e:
             receiver.deliver(text_of(Error(code=ErrorCode.NOT_FOUND, message=str(e))))
+            return
+        if ops is None:
+            # Far behind: a resume answers it, with a replay it can hold or a snapshot.
+            receiver.deliver(
+                text_of(
+                    Error(
+                        code=ErrorCode.TOO_LARGE,
+                        message=f"revisions {fetch.from_}..{last} are more than "
+                        f"{self.settings.answer_max_bytes} bytes: resume with hello",
+                    )
+                )
+            )
+            receiver.unavailable()
             return
         for stored in ops:
             receiver.deliver(stored.frame.decode())
 
     def _presence(self, event: PresenceIn) -> None:
         update = event.update
+        if update is self.presence.REFRESH:  # the hub's periodic turn: renew ours, expire the dead
+            self.presence.refresh(self.rev, self.receivers, self.settings.presence_ttl_seconds)
+            return
         if not event.remote and update.rev > self.rev:
             if event.sender is not None:
                 self.metrics.inc("tandem_errors_total", label=ErrorCode.BAD_MESSAGE)
@@ -384,6 +440,16 @@ class Document:
                     )
                 )
             return
-        self.presence.update(
-            update, event.sender, remote=event.remote, head=self.rev, window=self.window, peers=self.receivers
+        problem = self.presence.update(
+            update,
+            event.sender,
+            remote=event.remote,
+            head=self.rev,
+            window=self.window,
+            peers=self.receivers,
+            length=len(self.text),
+            budget=self.settings.presence_max_components,
         )
+        if problem is not None and event.sender is not None:
+            self.metrics.inc("tandem_errors_total", label=ErrorCode.BAD_MESSAGE)
+            event.sender.deliver(text_of(Error(code=ErrorCode.BAD_MESSAGE, message=problem)))

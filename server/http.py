@@ -12,20 +12,23 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 
 from tandem.ot.errors import InvalidOperation
 from tandem.ot.integrity import next_hash
-from tandem.ot.operation import Operation, apply
+from tandem.ot.operation import Operation, apply, span
 from tandem.ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
-from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.auth import AuthError, Grant, Role, grant, not_your_client
 from tandem.server.hub import Hub
 from tandem.server.ids import bad_doc_id, valid_doc_id
+from tandem.server.limits import KeyedLimiter, retry_after
 from tandem.server.metrics import Metrics
 from tandem.server.settings import Settings
-from tandem.server.store.base import HistoryGone, encode
+from tandem.server.store.base import PAGE_BYTES, HistoryGone, encode
 from tandem.server.submit import Refusal, Submission, validate
 
 log = logging.getLogger("tandem.http")
 
 OPS_PAGE = 1000
 VERIFY_PAGE = 2000
+# Components hashed and applied between two turns of the event loop (~10 ms of CPU).
+VERIFY_SLICE = 20_000
 
 STATUS = {
     ErrorCode.BAD_MESSAGE: 400,
@@ -92,16 +95,51 @@ def _settings(request: Request) -> Settings:
 
 
 def _authorize(request: Request, doc: str, need: Role) -> None:
+    _grant(request, doc, need)
+
+
+def _grant(request: Request, doc: str, need: Role) -> Grant:
     if not valid_doc_id(doc):
         raise HttpError(ErrorCode.BAD_MESSAGE, bad_doc_id(doc))
     header = request.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token")
     try:
-        role = authorize(_settings(request).secret, doc, token)
+        granted = grant(_settings(request).secret, doc, token)
     except AuthError as e:
         raise HttpError(ErrorCode.UNAUTHORIZED, str(e)) from None
-    if need is Role.WRITE and role is not Role.WRITE:
+    if need is Role.WRITE and granted.role is not Role.WRITE:
         raise HttpError(ErrorCode.READ_ONLY, f"your token grants read access to {doc!r}")
+    return granted
+
+
+def _post_limiter(request: Request) -> KeyedLimiter:
+    """One limiter per app, made on first use from the settings."""
+    state = request.app.state
+    limiter: KeyedLimiter | None = getattr(state, "post_limiter", None)
+    if limiter is None:
+        settings = _settings(request)
+        limiter = KeyedLimiter(settings.http_ops_per_second or settings.ops_per_second)
+        state.post_limiter = limiter
+    return limiter
+
+
+def _rate_limited(request: Request, granted: Grant) -> Response | None:
+    """429 with Retry-After when this caller (its token's subject, or else its address) is over
+    the limit. Without a secret the address is the only name a caller has; behind a proxy it is
+    the proxy's, so all callers through it share one bucket."""
+    if granted.subject is not None:
+        key = "sub:" + granted.subject
+    else:
+        key = "addr:" + (request.client.host if request.client is not None else "")
+    limiter = _post_limiter(request)
+    wait = limiter.take(key)
+    if wait == 0:
+        return None
+    response = error_response(
+        ErrorCode.RATE_LIMITED, f"more than {limiter.rate:g} HTTP op submits per second; retry later"
+    )
+    response.headers["Retry-After"] = retry_after(wait)
+    return response
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:
@@ -132,6 +170,9 @@ async def get_doc(request: Request) -> Response:
         assert rev is not None
         if rev > head.rev:
             raise HttpError(ErrorCode.REV_AHEAD, f"revision {rev} is past the head {head.rev} of {doc!r}")
+        held = _hub(request).held(doc)
+        if held is not None and held.rev == rev:  # open here: the text is in memory, nothing to rebuild
+            return json_response(DocText(doc=doc, rev=held.rev, text=held.text, hash=held.hash))
         snap = await store.text_at(doc, rev)
     except HttpError as e:
         return e.response
@@ -148,10 +189,15 @@ async def get_ops(request: Request) -> Response:
         head = await store.head(doc)
         first = max(1, _int_param(request, "from", 1) or 1)
         wanted = min(_int_param(request, "to", head.rev) or 0, head.rev)
+        if first > head.rev + 1:  # head + 1: nothing new yet, an empty page (a tail poll)
+            raise HttpError(ErrorCode.REV_AHEAD, f"from {first} is past the head {head.rev} of {doc!r}")
     except HttpError as e:
         return e.response
-    last = min(wanted, first + OPS_PAGE - 1)
-    ops = await store.ops(doc, first, last)
+    max_bytes = min(PAGE_BYTES, _settings(request).answer_max_bytes)
+    ops = await store.ops(doc, first, min(wanted, first + OPS_PAGE - 1), max_bytes=max_bytes)
+    if first <= wanted and (not ops or ops[0].op.rev != first):
+        return error_response(ErrorCode.NOT_FOUND, f"the log of {doc!r} no longer holds revision {first}")
+    last = ops[-1].op.rev if ops else wanted
     next_from = last + 1 if last < wanted else None
     body = b'{"doc":' + encode(doc) + b',"head":' + str(head.rev).encode() + b',"ops":['
     body += b",".join(s.frame for s in ops) + b'],"next":' + encode(next_from) + b"}"
@@ -162,9 +208,11 @@ async def post_op(request: Request) -> Response:
     doc = request.path_params["doc"]
     settings = _settings(request)
     try:
-        _authorize(request, doc, Role.WRITE)
+        granted = _grant(request, doc, Role.WRITE)
     except HttpError as e:
         return e.response
+    if (limited := _rate_limited(request, granted)) is not None:
+        return limited
     # Read no more than the limit: a huge body must not be held in memory to be refused.
     body = b""
     async for chunk in request.stream():
@@ -175,18 +223,24 @@ async def post_op(request: Request) -> Response:
         message = _submit_decoder.decode(body)
     except msgspec.DecodeError as e:
         return error_response(ErrorCode.BAD_MESSAGE, f"not a valid submit: {e}")
+    except RecursionError:  # readable JSON, nested deeper than the decoder's stack
+        return error_response(ErrorCode.BAD_MESSAGE, "not a valid submit: nested too deeply")
     try:
         ops = validate(message.ops, settings.max_components)
     except Refusal as r:
         return error_response(r.code, r.message, message.seq)
     hub = _hub(request)
+    if settings.secret is not None:
+        owner = await hub.store.claim_client(doc, message.client, granted.subject)
+        if owner != granted.subject:
+            return error_response(ErrorCode.UNAUTHORIZED, not_your_client(doc, message.client), message.seq)
     try:
         document = await hub.acquire(doc)
     except Exception as e:
         log.warning("cannot open %r", doc, exc_info=True)
         return error_response(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
     try:
-        submission = Submission(message.client, message.seq, message.base, ops)
+        submission = Submission(message.client, message.seq, message.base, ops, reach=span(message.ops))
         document.put(submission)
         result = await asyncio.shield(submission.result)
     except asyncio.CancelledError:
@@ -228,11 +282,16 @@ async def verify(request: Request) -> Response:
             )
         )
     prev, rev, text = start.hash, start.rev, start.text
+    since_yield = 0
     while rev < head.rev:
-        page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE))
+        page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE), max_bytes=PAGE_BYTES)
         for stored in page:
             op = stored.op
             rev += 1
+            since_yield += len(op.ops)
+            if since_yield >= VERIFY_SLICE:  # a long verification never stalls the other requests
+                since_yield = 0
+                await asyncio.sleep(0)
             if op.rev != rev:
                 return json_response(
                     Verification(

@@ -3,7 +3,8 @@ other processes routed to them.
 
 A document opens on first use (subscribe first, then load, so no commit of another
 process falls between the two) and closes a little after its last user leaves. A slow
-periodic head check of every open document closes the window of a lost notification.
+periodic head check of every open document closes the window of a lost notification, and a
+periodic presence refresh lets the cursors of a process that died expire (server/presence.py).
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ class Hub:
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[object]] = set()
         self._checker: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.store.start_listening(self._on_message)
         self._checker = asyncio.create_task(self._check_heads(), name="tandem-head-check")
+        self._refresher = asyncio.create_task(self._refresh_presence(), name="tandem-presence-refresh")
 
     async def close(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
+        for periodic in (self._checker, self._refresher):
+            if periodic is not None:
+                periodic.cancel()
         for task in list(self._background):
             task.cancel()
         for doc in list(self.docs.values()):
@@ -72,6 +76,11 @@ class Hub:
                     del self.docs[name]
                 raise
         return doc
+
+    def held(self, name: str) -> Document | None:
+        """The document ``name`` when it is open and loaded here (nothing is opened for it)."""
+        doc = self.docs.get(name)
+        return doc if doc is not None and name not in self._opening else None
 
     def release(self, doc: Document) -> None:
         doc.users -= 1
@@ -130,7 +139,12 @@ class Hub:
             return
         sender, _, frame = data.partition(b" ")
         if sender != self.process_id:
-            doc.put(PresenceIn(None, _presence_decoder.decode(frame), remote=True))
+            try:
+                update = _presence_decoder.decode(frame)
+            except msgspec.DecodeError:  # ValidationError too: an older process may relay what is refused now
+                log.debug("%s: dropped an invalid presence from process %r", name, sender)
+                return
+            doc.put(PresenceIn(None, update, remote=True))
 
     async def _check_heads(self) -> None:
         while True:
@@ -138,3 +152,12 @@ class Hub:
             for doc in list(self.docs.values()):
                 if doc.name not in self._opening:
                     doc.put(HeadCheck())
+
+    async def _refresh_presence(self) -> None:
+        """Every refresh, each document holding cursors re-publishes its own clients' and drops
+        those of other processes gone silent (a process that died cannot say they left)."""
+        while True:
+            await asyncio.sleep(self.settings.presence_refresh_seconds)
+            for doc in list(self.docs.values()):
+                if doc.presence.cursors and doc.name not in self._opening:
+                    doc.put(PresenceIn(None, doc.presence.REFRESH, remote=True))

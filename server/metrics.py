@@ -17,6 +17,7 @@ _HELP: dict[str, tuple[str, str]] = {
     "tandem_frames_received_total": ("counter", "WebSocket frames received"),
     "tandem_slow_receivers_total": ("counter", "connections closed because their send queue was full"),
     "tandem_connections": ("gauge", "open WebSocket connections"),
+    "tandem_connections_refused_total": ("counter", "WebSocket connections refused at --max-connections"),
     "tandem_open_documents": ("gauge", "documents open in this process"),
 }
 

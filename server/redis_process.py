@@ -23,6 +23,13 @@ from pathlib import Path
 
 import redis
 
+# The append-only file is rewritten in the background (to an RDB preamble plus the writes since)
+# once it is at least AOF_REWRITE_MIN_SIZE and has grown by AOF_REWRITE_PERCENTAGE % since the last
+# rewrite: it stays within about twice the data instead of holding every write ever made.
+# These are redis-server's own defaults, stated here so that they do not depend on the binary.
+AOF_REWRITE_PERCENTAGE = 100
+AOF_REWRITE_MIN_SIZE = "64mb"
+
 # Unix socket paths longer than this do not fit in sockaddr_un.
 _MAX_SOCKET_PATH = 100
 PR_SET_PDEATHSIG = 1
@@ -49,7 +56,7 @@ class RedisProcess:
 
     ``port=None`` listens on a unix socket only; give a port to listen on 127.0.0.1
     instead. ``start``/``stop``/``kill`` may be called repeatedly: a restart keeps the
-    data directory, socket and port.
+    data directory, socket and port. ``aof_rewrite_min_size``: see `AOF_REWRITE_MIN_SIZE`.
     """
 
     def __init__(
@@ -59,8 +66,10 @@ class RedisProcess:
         port: int | None = None,
         fsync: str = "everysec",
         die_with_parent: bool = True,
+        aof_rewrite_min_size: str = AOF_REWRITE_MIN_SIZE,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.aof_rewrite_min_size = aof_rewrite_min_size
         self.fsync = fsync
         self.die_with_parent = die_with_parent
         self.port = port
@@ -89,6 +98,12 @@ class RedisProcess:
             self.fsync,
             "--appendfilename",
             "tandem.aof",
+            "--auto-aof-rewrite-percentage",
+            str(AOF_REWRITE_PERCENTAGE),
+            "--auto-aof-rewrite-min-size",
+            self.aof_rewrite_min_size,
+            "--aof-use-rdb-preamble",
+            "yes",
             "--save",
             "",
             "--bind",

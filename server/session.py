@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tandem.ot.operation import span
 from tandem.ot.protocol import (
     Error,
     ErrorCode,
@@ -31,7 +32,7 @@ from tandem.ot.protocol import (
     SubmitOp,
     client_message_decoder,
 )
-from tandem.server.auth import AuthError, Role, authorize
+from tandem.server.auth import AuthError, Role, grant, not_your_client
 from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn
 from tandem.server.hub import Hub
 from tandem.server.ids import bad_doc_id, valid_doc_id
@@ -46,7 +47,9 @@ WS_1011_INTERNAL_ERROR = 1011
 WS_1012_SERVICE_RESTART = 1012
 WS_1013_TRY_AGAIN_LATER = 1013
 WS_4400_UNREADABLE = 4400
+WS_4408_NO_HELLO = 4408
 WS_4413_TOO_LARGE = 4413
+WS_4401_TOKEN_EXPIRED = 4401
 
 # Messages per batched frame: enough to catch up fast, small enough to keep frames modest.
 MAX_BATCH = 256
@@ -56,6 +59,11 @@ MAX_BATCH = 256
 # waits: the first op after a quiet spell goes at once. Acks, errors and snapshots never wait.
 BROADCAST_HOLD_SECONDS = 0.025
 _OP_FRAME = '{"type":"op"'
+# An op's seq, found as text in a frame that does not decode: {"type":"op","seq":N,...} in either
+# key order, before any nested value (so it is the top-level seq).
+_OP_SEQ = re.compile(
+    r'\s*\{\s*(?:"type"\s*:\s*"op"\s*,\s*"seq"\s*:\s*(?P<seq>\d+)|"seq"\s*:\s*(?P<seq2>\d+)\s*,\s*"type"\s*:\s*"op")'
+)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 PONG = text_of(Pong())
 
@@ -87,8 +95,12 @@ class Session:
         self.rev = 0  # the revision of the last op or ack queued to this connection
         self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
         self.role = Role.READ
+        self.expires: float | None = None  # when the token stops granting (epoch seconds)
+        self.expiry: asyncio.TimerHandle | None = None  # closes the connection then
         self.doc: Document | None = None
-        self.outbox: deque[tuple[str, int]] = deque()  # a message and self.rev when it was queued
+        # a message, self.rev when it was queued, and its size in bytes
+        self.outbox: deque[tuple[str, int, int]] = deque()
+        self.queued_bytes = 0  # of the messages in the outbox (see deliver)
         self.wake = asyncio.Event()
         self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
         self.last_send = 0.0
@@ -106,11 +118,16 @@ class Session:
             return
         if rev is not None:
             self.rev = rev
-        if len(self.outbox) >= self.settings.send_queue_limit:
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if (
+            len(self.outbox) >= self.settings.send_queue_limit
+            or self.queued_bytes + size > self.settings.send_queue_bytes
+        ):
             self.metrics.inc("tandem_slow_receivers_total")
             self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
             return
-        self.outbox.append((text, self.rev))
+        self.outbox.append((text, self.rev, size))
+        self.queued_bytes += size
         if not text.startswith(_OP_FRAME):  # an ack, error, snapshot, ...: send at once
             self.wake.set()
         elif self.hold is None:
@@ -140,6 +157,8 @@ class Session:
         await self.websocket.accept()
         self.metrics.inc("tandem_connections")
         writer = asyncio.create_task(self._write())
+        # A socket that never says hello holds a descriptor and memory for nothing.
+        deadline = asyncio.get_running_loop().call_later(self.settings.hello_timeout, self._no_hello)
         try:
             if not valid_doc_id(self.doc_name):
                 self.error(ErrorCode.BAD_MESSAGE, bad_doc_id(self.doc_name))
@@ -152,6 +171,7 @@ class Session:
             log.exception("session on %r failed", self.doc_name)
             self.request_close(WS_1011_INTERNAL_ERROR, "internal error")
         finally:
+            deadline.cancel()
             self.metrics.inc("tandem_connections", -1)
             self._leave()
             if self.close_code is None:
@@ -159,7 +179,14 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
 
+    def _no_hello(self) -> None:
+        if self.doc is None:
+            self.error(ErrorCode.BAD_MESSAGE, f"no hello within {self.settings.hello_timeout:g} s")
+            self.request_close(WS_4408_NO_HELLO, "no hello in time")
+
     def _leave(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()  # else it holds this session until the token's end
         if self.doc is not None:
             self.doc.put(Leave(self))
             self.hub.release(self.doc)
@@ -192,12 +219,16 @@ class Session:
         except msgspec.ValidationError as e:
             self.error(ErrorCode.BAD_MESSAGE, f"not a valid message: {e}", _seq_of(frame))
             return
+        except RecursionError:  # readable JSON, nested deeper than the decoder's stack
+            self.error(ErrorCode.BAD_MESSAGE, "not a valid message: nested too deeply", _seq_of(frame))
+            return
         except msgspec.DecodeError as e:
             text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             if _SURROGATE_ESCAPE.search(text):
                 self.error(
                     ErrorCode.BAD_MESSAGE,
                     "the frame holds a lone surrogate escape (\\udXXX): text must be valid Unicode",
+                    _seq_of(frame),
                 )
                 return
             self.error(ErrorCode.BAD_MESSAGE, f"unreadable frame, not JSON: {e}")
@@ -237,10 +268,24 @@ class Session:
             return
         token = hello.token or self.websocket.query_params.get("token")
         try:
-            self.role = authorize(self.settings.secret, self.doc_name, token)
+            granted = grant(self.settings.secret, self.doc_name, token)
         except AuthError as e:
             self.error(ErrorCode.UNAUTHORIZED, str(e))
             return
+        if self.settings.secret is not None:
+            # One round trip: the client id is this subject's (claimed now, or before), or not.
+            try:
+                owner = await self.hub.store.claim_client(self.doc_name, hello.client, granted.subject)
+            except Exception as e:  # as acquire below: Redis unreachable, or still loading
+                log.warning("cannot claim %r on %r", hello.client, self.doc_name, exc_info=True)
+                self.error(ErrorCode.UNAVAILABLE, f"cannot open the document: {type(e).__name__}")
+                self.unavailable()
+                return
+            if owner != granted.subject:
+                self.error(ErrorCode.UNAUTHORIZED, not_your_client(self.doc_name, hello.client))
+                return
+        self.role = granted.role
+        self.expires = granted.expires
         self.client = hello.client
         try:
             doc = await self.hub.acquire(self.doc_name)
@@ -260,10 +305,24 @@ class Session:
                 self.unavailable()
             return
         self.doc = doc
+        if self.expires is not None:
+            delay = max(0.0, self.expires - time.time())
+            self.expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        """The token has expired: refuse from now on and close with 4401, so the client
+        reconnects with a fresh token. No seq on the error: nothing is refused for good, the
+        op in flight is resent on the next connection (exactly-once makes that safe)."""
+        if self.close_code is None:
+            self.error(ErrorCode.UNAUTHORIZED, "your token expired; reconnect with a fresh token")
+            self.request_close(WS_4401_TOKEN_EXPIRED, "token expired")
 
     def _op(self, message: SubmitOp) -> None:
         assert self.doc is not None
         seq = message.seq
+        if self.expires is not None and time.time() >= self.expires:  # before the timer fires
+            self._expire()
+            return
         if self.role is not Role.WRITE:
             self.error(ErrorCode.READ_ONLY, f"your token grants read access to {self.doc_name!r}", seq)
             return
@@ -279,7 +338,7 @@ class Session:
         except Refusal as r:
             self.error(r.code, r.message, seq)
             return
-        self.doc.put(Submission(self.client, seq, message.base, ops, origin=self))
+        self.doc.put(Submission(self.client, seq, message.base, ops, origin=self, reach=span(message.ops)))
 
     async def _write(self) -> None:
         send = self.websocket.send_text
@@ -296,13 +355,15 @@ class Session:
                     self.hold.cancel()
                     self.hold = None
                 if len(self.outbox) == 1:
-                    text, rev = self.outbox.popleft()
+                    text, rev, size = self.outbox.popleft()
                     count = 1
                 else:
                     count = min(len(self.outbox), MAX_BATCH)
                     items = [self.outbox.popleft() for _ in range(count)]
-                    text = "[" + ",".join(t for t, _ in items) + "]"
+                    text = "[" + ",".join(t for t, _, _ in items) + "]"
                     rev = items[-1][1]
+                    size = sum(s for _, _, s in items)
+                self.queued_bytes -= size
                 await send(text)
                 self.sent_rev = rev
                 self.last_send = loop.time()
@@ -317,13 +378,20 @@ class Session:
             if self.hold is not None:
                 self.hold.cancel()
             self.outbox.clear()
+            self.queued_bytes = 0
 
 
 def _seq_of(frame: str | bytes) -> int | None:
-    """The seq of a frame that failed validation, when it has one, so the client can match it."""
+    """The seq of a frame that failed validation, when it has one, so the client can match it.
+
+    A frame that does not decode (a lone surrogate, nesting too deep) is searched for an op's
+    top-level seq as text: the client learns which of its ops was refused either way."""
     try:
         raw: Any = msgspec.json.decode(frame)
     except (msgspec.DecodeError, RecursionError):  # RecursionError: nesting deeper than the stack
-        return None
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        found = _OP_SEQ.match(text)
+        digits = (found["seq"] or found["seq2"]) if found else ""
+        return int(digits) if 0 < len(digits) <= 16 else None
     seq = raw.get("seq") if isinstance(raw, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None

@@ -36,12 +36,36 @@ class Settings:
     # 0 keeps the whole history (text at every past revision).
     log_retention: int = 0
     send_queue_limit: int = 10_000
+    # Memory is bounded in bytes, not only in messages: one connection's queue of unsent
+    # messages, one answer (a replay or a fetch), the recent ops one open document holds.
+    send_queue_bytes: int = 16 * 1024 * 1024
+    answer_max_bytes: int = 8 * 1024 * 1024
+    window_bytes: int = 8 * 1024 * 1024
+    # Connections: a WebSocket that has not said hello by then is closed (4408); past the cap a
+    # new one is refused (1013) before the process runs out of file descriptors.
+    hello_timeout: float = 10.0
+    max_connections: int = 10_000
     head_check_seconds: float = 2.0
+    # Moving a cursor from an old revision to the head costs a step per component passed: one
+    # cursor may cost at most this many, and a document spends at most this many a second.
+    presence_max_components: int = 50_000
+    # Each process re-publishes its clients' cursors this often; a cursor of another process
+    # not heard of for presence_ttl_seconds (its process died) is dropped as on a leave.
+    presence_refresh_seconds: float = 10.0
+    presence_ttl_seconds: float = 30.0
     # A Redis that stops answering (stopped, or behind a network blackhole) fails a call after
     # this long: the client is told `unavailable` instead of waiting for as long as Redis is silent.
     redis_timeout: float = 5.0
+    # Connections to Redis at most (per node on a cluster); a call past them waits, up to
+    # redis_timeout, for one to be free, so a storm of reconnects queues instead of failing.
+    redis_max_connections: int = 64
     max_commit_retries: int = 20
+    # Work one op may cause: components transformed while rebasing it through the history after
+    # its base (each history op costs its components plus the op's). Past it: `too_large`.
+    max_rebase_components: int = 1_000_000
     secret: str | None = None
+    # HTTP POST of ops per second per caller (token subject, else remote address); 0: ops_per_second.
+    http_ops_per_second: float = 0.0
     allowed_origins: tuple[str, ...] = ()
     web_dir: Path | None = None
 
@@ -55,15 +79,36 @@ class Settings:
             "snapshot_interval",
             "send_queue_limit",
             "max_commit_retries",
+            "redis_max_connections",
+            "max_rebase_components",
+            "send_queue_bytes",
+            "answer_max_bytes",
+            "window_bytes",
+            "max_connections",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        # a replay or a snapshot must fit in the send queue, or a resume would be cut every time
+        if self.answer_max_bytes >= self.send_queue_bytes or 4 * self.max_doc_length >= self.send_queue_bytes:
+            raise ValueError(
+                "send_queue_bytes must exceed answer_max_bytes and the largest snapshot "
+                f"(4 bytes x max_doc_length): {self.send_queue_bytes} <= "
+                f"max({self.answer_max_bytes}, {4 * self.max_doc_length})"
+            )
+        if self.hello_timeout <= 0:
+            raise ValueError(f"hello_timeout must be positive, got {self.hello_timeout}")
         if self.ops_per_second <= 0 or self.head_check_seconds <= 0 or self.redis_timeout <= 0:
             raise ValueError("ops_per_second, head_check_seconds and redis_timeout must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.log_retention < 0:
             raise ValueError(f"log_retention must be 0 or more, got {self.log_retention}")
+        refresh, ttl = self.presence_refresh_seconds, self.presence_ttl_seconds
+        if self.presence_max_components < 1 or not 0 < refresh < ttl:
+            raise ValueError(
+                "presence_max_components must be at least 1, and presence_refresh_seconds positive "
+                "and below presence_ttl_seconds"
+            )
 
 
 FIELDS: dict[str, str] = {
@@ -77,13 +122,29 @@ FIELDS: dict[str, str] = {
     "max_doc_length": "longest document in code points; an op that would exceed it is refused",
     "max_components": "most components in one op",
     "ops_per_second": "ops accepted per second on one connection (burst of the same size)",
-    "snapshot_interval": "store a snapshot of the text every this many revisions",
+    "snapshot_interval": "revisions at least between two snapshots of the text (a large text also waits "
+    "for ops of 1/8 of its size)",
     "log_retention": "keep this many revisions of log before the latest snapshot (0: keep all)",
-    "send_queue_limit": "messages queued for one slow receiver before it is disconnected",
+    "send_queue_limit": "messages queued for one slow receiver before it is disconnected (1013)",
+    "send_queue_bytes": "bytes queued for one slow receiver before it is disconnected (1013)",
+    "answer_max_bytes": "most bytes of ops in one replay (else a snapshot) or fetch answer (else too_large "
+    "and 1013: resume)",
+    "window_bytes": "most bytes of recent ops one open document holds in memory (besides the 2048-op count)",
+    "hello_timeout": "seconds a WebSocket may stay open without a hello (then closed with 4408)",
+    "max_connections": "WebSocket connections one process accepts; past it a new one is closed with 1013",
     "head_check_seconds": "how often open documents re-read their head from Redis",
+    "presence_max_components": "components of ops one cursor may be moved through, and a document a second",
+    "presence_refresh_seconds": "how often a process re-publishes its clients' cursors to the others",
+    "presence_ttl_seconds": "a cursor of another process not refreshed this long (it died) is dropped",
     "redis_timeout": "seconds without a reply from Redis before an op is answered unavailable",
+    "redis_max_connections": "connections to Redis at most (per cluster node); a call past them waits up to "
+    "redis_timeout for one, then is answered unavailable",
     "max_commit_retries": "retries of a commit that lost a race with another process",
+    "max_rebase_components": "most components one op may be transformed through on its way to the head "
+    "(an op further behind gets too_large: reload and redo)",
     "secret": "HS256 secret for access tokens; unset: every client may write",
+    "http_ops_per_second": "HTTP op submits per second per token subject, or per address without a "
+    "secret (burst of the same size; over it: 429); 0: the same as ops_per_second",
     "allowed_origins": "comma-separated browser origins allowed to open WebSockets (empty: any)",
     "web_dir": "directory served at / and /web/ (default: the web/ folder next to the code)",
 }

@@ -27,7 +27,7 @@ Nothing is acknowledged before Redis holds it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +61,13 @@ class Submission:
     result: asyncio.Future[Ack | Error] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # The code points the op as sent walks (retain + delete): `validate` drops a trailing
+    # Retain, which must still fit the document at the base. -1: the span of ``ops``.
+    reach: int = -1
+
+    def __post_init__(self) -> None:
+        if self.reach < 0:
+            self.reach = span(self.ops)
 
 
 class Refusal(Exception):
@@ -84,8 +91,13 @@ class DocumentState(Protocol):
     rev: int
     hash: str
     text: str
+    snapshot_rev: int  # the latest snapshot known, and the bytes of op frames committed since
+    since_snapshot: int
 
-    async def ops_after(self, base: int) -> list[Operation]: ...
+    def history_after(self, base: int) -> AsyncIterator[Sequence[Operation]]:
+        """The committed ops after revision ``base``, in pages, oldest first; raises `HistoryGone`
+        when the log no longer holds them."""
+        ...
 
     async def catch_up(self) -> None: ...
 
@@ -122,24 +134,23 @@ def validate(ops: Operation, max_components: int) -> Operation:
 def plan(
     doc: DocumentState,
     submission: Submission,
-    committed: Sequence[Operation],
+    rebased: Rebased,
     prev: Planned | None,
     max_doc_length: int,
 ) -> Planned:
-    """Rebase one submission onto the head (or onto the previous planned op of this group)."""
+    """Place one rebased submission after the head (or after the previous planned op of this group)."""
     text = prev.text if prev is not None else doc.text
     prev_hash = prev.stored.op.hash if prev is not None else doc.hash
     rev = (prev.stored.op.rev if prev is not None else doc.rev) + 1
-    base_length = len(text) - sum(length_delta(op) for op in committed)
-    if span(submission.ops) > base_length:
+    base_length = len(text) - rebased.length_delta
+    if submission.reach > base_length:
         raise Refusal(
             ErrorCode.BAD_OP,
-            f"op spans {span(submission.ops)} code points but the document at revision {submission.base} "
+            f"op spans {submission.reach} code points but the document at revision {submission.base} "
             f"has {base_length}",
         )
-    ops = rebase(submission.ops, committed)
     try:
-        new_text = apply(text, ops)
+        new_text = apply(text, rebased.ops)
     except InvalidOperation as e:  # cannot happen for an op that fits its base; kept as a guard
         raise Refusal(ErrorCode.BAD_OP, str(e)) from None
     if len(new_text) > max_doc_length:
@@ -147,10 +158,57 @@ def plan(
             ErrorCode.TOO_LARGE,
             f"the document would grow to {len(new_text)} code points; the limit is {max_doc_length}",
         )
-    op_hash = next_hash(prev_hash, rev, submission.client, submission.seq, ops)
+    op_hash = next_hash(prev_hash, rev, submission.client, submission.seq, rebased.ops)
     return Planned(
-        submission, StoredOp.of(CommittedOp(rev, submission.client, submission.seq, ops, op_hash)), new_text
+        submission,
+        StoredOp.of(CommittedOp(rev, submission.client, submission.seq, rebased.ops, op_hash)),
+        new_text,
     )
+
+
+@dataclass(slots=True)
+class Rebased:
+    """A submitted op moved through the history after its base, and what that history did to
+    the document's length."""
+
+    ops: Operation
+    length_delta: int
+
+
+async def rebase_bounded(
+    submission: Submission, history: AsyncIterator[Sequence[Operation]], max_components: int
+) -> Rebased:
+    """Rebase ``submission`` through ``history`` (pages of ops, oldest first) one op at a time.
+
+    The work is bounded: each op transformed costs its components plus the submitted op's, and
+    past ``max_components`` in all the submission is refused (`too_large`) before more is done.
+    The event loop gets a turn every `REBASE_SLICE` components, so one long rebase never stalls
+    other documents or /healthz.
+    """
+    ops = submission.ops
+    spent = since_yield = delta = 0
+    async for page in history:
+        for op in page:
+            cost = len(op) + len(ops)
+            spent += cost
+            if spent > max_components:
+                raise Refusal(
+                    ErrorCode.TOO_LARGE,
+                    f"base {submission.base} is too far behind: rebasing the op through the history "
+                    f"after it passes more than {max_components} components; reload (hello without rev) "
+                    "and make the edit again",
+                )
+            ops = rebase(ops, (op,))
+            delta += length_delta(op)
+            since_yield += cost
+            if since_yield >= REBASE_SLICE:
+                since_yield = 0
+                await asyncio.sleep(0)
+    return Rebased(ops, delta)
+
+
+# Components a rebase works through between two turns of the event loop (~10 ms of CPU).
+REBASE_SLICE = 20_000
 
 
 class Submissions:
@@ -211,6 +269,7 @@ class Submissions:
             max_doc_length=self.settings.max_doc_length,
             snapshot_interval=self.settings.snapshot_interval,
             max_retries=self.settings.max_commit_retries,
+            max_rebase_components=self.settings.max_rebase_components,
         )
         try:
             planned = await commit.run(group)
@@ -252,6 +311,12 @@ class Submissions:
         self.fail([s for waiting in list(self.waiting.values()) for s in waiting], code, message)
 
 
+# A snapshot waits for ops of 1/8 of the text's size: snapshots then cost at most 8 times the
+# ops (not a share of the document per op), and a read of the text replays ops of 1/8 of it
+# at most (~830 one-character ops on a million code points, tens of milliseconds).
+SNAPSHOT_TEXT_SHARE = 8
+
+
 class _GroupCommit:
     """One group commit of submissions on one document, with its retries."""
 
@@ -263,9 +328,11 @@ class _GroupCommit:
         max_doc_length: int,
         snapshot_interval: int,
         max_retries: int,
+        max_rebase_components: int,
     ) -> None:
         self.doc = doc
         self.store = store
+        self.max_rebase_components = max_rebase_components
         self.max_doc_length = max_doc_length
         self.snapshot_interval = snapshot_interval
         self.max_retries = max_retries
@@ -289,10 +356,13 @@ class _GroupCommit:
                 continue
             if not planned:
                 return []
+            snapshot = self._snapshot(planned)
             result = await self.store.commit(
-                self.doc.name, self.doc.rev, [p.stored for p in planned], self._snapshot(planned)
+                self.doc.name, self.doc.rev, [p.stored for p in planned], snapshot
             )
             if result.status == "ok":
+                if snapshot is not None:
+                    self.doc.snapshot_rev = snapshot.rev
                 return planned
             if result.status == "moved":
                 assert result.head is not None
@@ -334,20 +404,22 @@ class _GroupCommit:
                     f"base {submission.base} is ahead of the document's revision {self.doc.rev}",
                 )
                 continue
+            history = _then(self.doc.history_after(submission.base), [p.stored.op.ops for p in planned])
             try:
-                committed = await self.doc.ops_after(submission.base)
+                rebased = await rebase_bounded(submission, history, self.max_rebase_components)
             except HistoryGone as e:
                 if not await self._answer_committed(submission):
                     self._refuse(
                         submission, ErrorCode.BAD_OP, f"cannot rebase from base {submission.base}: {e}"
                     )
                 continue
-            committed += [p.stored.op.ops for p in planned]
+            except Refusal as r:
+                if not await self._answer_committed(submission):  # rule 6
+                    self._refuse(submission, r.code, r.message)
+                continue
             try:
                 planned.append(
-                    plan(
-                        self.doc, submission, committed, planned[-1] if planned else None, self.max_doc_length
-                    )
+                    plan(self.doc, submission, rebased, planned[-1] if planned else None, self.max_doc_length)
                 )
             except Refusal as r:
                 if not await self._answer_committed(submission):  # rule 6
@@ -372,10 +444,32 @@ class _GroupCommit:
         self.refused.append((submission, Error(code=code, message=message, seq=submission.seq)))
 
     def _snapshot(self, planned: list[Planned]) -> Snapshot | None:
-        for p in reversed(planned):
-            if p.stored.op.rev % self.snapshot_interval == 0:
-                return Snapshot(rev=p.stored.op.rev, text=p.text, hash=p.stored.op.hash)
-        return None
+        """A snapshot at the last planned op at which one is due: ``snapshot_interval`` revisions
+        and bytes of op frames of at least 1/`SNAPSHOT_TEXT_SHARE` of the text's code points since
+        the latest one.
+
+        A snapshot costs the text's size, so on a large document a snapshot per N revisions would
+        make every op cost a share of the document; this way the snapshots cost at most
+        `SNAPSHOT_TEXT_SHARE` times the ops (storage per op in proportion to the op), and reading
+        the text (a load, GET /docs/{doc}) replays ops of at most 1/`SNAPSHOT_TEXT_SHARE` of it.
+        """
+        due: Planned | None = None
+        since = self.doc.since_snapshot * SNAPSHOT_TEXT_SHARE
+        for p in planned:
+            since += len(p.stored.frame) * SNAPSHOT_TEXT_SHARE
+            if p.stored.op.rev - self.doc.snapshot_rev >= self.snapshot_interval and since >= len(p.text):
+                due = p
+        if due is None:
+            return None
+        return Snapshot(rev=due.stored.op.rev, text=due.text, hash=due.stored.op.hash)
+
+
+async def _then(
+    pages: AsyncIterator[Sequence[Operation]], last: Sequence[Operation]
+) -> AsyncIterator[Sequence[Operation]]:
+    async for page in pages:
+        yield page
+    yield last
 
 
 def _split_repeats(group: list[Submission]) -> tuple[list[Submission], list[Submission]]:

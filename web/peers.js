@@ -72,7 +72,7 @@ export class PresenceTracker {
 
   /** Another client's update, for a replica at `rev`; placed now or once `rev` reaches it. */
   receive(msg, rev, toLocal) {
-    if (msg.client === this.clientId) return [];
+    if (msg.client === this.clientId || !wellFormed(msg)) return [];
     const user = msg.user ?? null;
     if (!msg.cursor) {
       this.peers.delete(msg.client);
@@ -114,4 +114,14 @@ export class PresenceTracker {
     this.peers.set(msg.client, { cursor, user });
     return [{ type: "PresenceChanged", client: msg.client, cursor, user }];
   }
+}
+
+const isPosition = (n) => Number.isSafeInteger(n) && n >= 0;
+
+/** A presence update a replica can hold: the server checks them all, a replica checks again. */
+function wellFormed(msg) {
+  if (typeof msg.client !== "string" || !msg.client) return false;
+  if (msg.user != null && (typeof msg.user !== "object" || Array.isArray(msg.user))) return false;
+  if (!msg.cursor) return true;
+  return isPosition(msg.rev) && isPosition(msg.cursor.anchor) && isPosition(msg.cursor.head);
 }

@@ -4,6 +4,10 @@
 // size and wrapping lies on top of it (pointer-events: none, text transparent). The mirror
 // holds the same text, with selections wrapped in tinted spans and zero-width caret marks,
 // so the browser's own layout puts each mark exactly where the character is.
+//
+// A peer's name and colour come from another browser: the name only ever goes into text
+// nodes, and a colour reaches a style only when it is a plain #rgb or #rrggbb (else one is
+// derived from the client id), so no peer can make this page load a URL or inject markup.
 
 const COPIED_STYLES = [
   "fontFamily", "fontSize", "fontWeight", "fontStyle", "lineHeight", "letterSpacing", "wordSpacing",
@@ -63,7 +67,7 @@ export class PresenceOverlay {
     const text = this.text;
     const marks = []; // {at (UTF-16), kind: "caret"|"start"|"end", peer}
     for (const { client, user, anchor, head } of this.peers) {
-      const peer = { client, name: (user && user.name) || client, color: (user && user.color) || "#888" };
+      const peer = { client, name: peerName(client, user), color: peerColor(client, user) };
       if (anchor !== head) {
         marks.push({ at: Math.min(anchor, head), kind: "start", peer });
         marks.push({ at: Math.max(anchor, head), kind: "end", peer });
@@ -114,10 +118,30 @@ function caret(peer) {
   return mark;
 }
 
-/** A translucent version of a #rrggbb colour, for selection backgrounds. */
+// The only colours a peer may choose; JavaScript's `$` (no m flag) ends the string, newline or not.
+const HEX_COLOR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+const FALLBACK_COLORS = ["#1e88e5", "#d81b60", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#e53935",
+  "#6d4c41", "#3949ab", "#c0ca33"];
+
+/** The peer's colour when it is a plain hex colour, else one derived from its client id. */
+export function peerColor(client, user) {
+  const color = user && user.color;
+  if (typeof color === "string" && HEX_COLOR.test(color)) return color;
+  let h = 0;
+  for (const ch of String(client)) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return FALLBACK_COLORS[h % FALLBACK_COLORS.length];
+}
+
+/** The peer's name (shown as text only), else its client id. */
+export function peerName(client, user) {
+  const name = user && user.name;
+  return typeof name === "string" && name ? [...name].slice(0, 64).join("") : String(client);
+}
+
+/** A translucent version of a #rgb or #rrggbb colour, for selection backgrounds. */
 function tint(color) {
-  const m = /^#([0-9a-f]{6})$/i.exec(color);
-  if (!m) return "rgba(128, 128, 128, 0.25)";
-  const n = parseInt(m[1], 16);
+  let hex = HEX_COLOR.test(color) ? color.slice(1) : "808080";
+  if (hex.length === 3) hex = [...hex].map((c) => c + c).join("");
+  const n = parseInt(hex, 16);
   return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, 0.28)`;
 }

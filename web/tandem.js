@@ -8,6 +8,10 @@
 //   client.start();
 //   client.edit(op);                  // a local edit, in code points, on client.text
 //   client.setCursor({anchor, head}); // the own selection, in code points
+//
+// `token` is a string, or a function (it may return a promise) called before every
+// connection: the server closes a connection when its token expires (4401), and the client
+// comes back with a fresh one.
 
 import { ClientSession, Phase } from "./client.js";
 
@@ -15,6 +19,7 @@ const DEFAULT_BACKOFF = { base: 250, max: 10000 };
 const PING_EVERY_MS = 15000;
 const SILENT_LIMIT_MS = 45000; // no frame for this long: the connection is dead
 const PRESENCE_DELAY_MS = 30; // selection changes in one burst share one presence message
+export const CLOSE_TOKEN_EXPIRED = 4401;
 
 /** A random id of the protocol's alphabet, for client ids and document names. */
 export function randomId(prefix = "", length = 10) {
@@ -31,7 +36,8 @@ export class TandemClient {
     WebSocket: Socket = globalThis.WebSocket, on = {},
   }) {
     this.url = url;
-    this.session = new ClientSession(clientId, { user, token });
+    this.tokenProvider = typeof token === "function" ? token : null;
+    this.session = new ClientSession(clientId, { user, token: this.tokenProvider ? null : token });
     this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
     this.Socket = Socket;
     this.on = {
@@ -154,11 +160,26 @@ export class TandemClient {
     clearTimeout(this.timer);
     this.retryAt = null;
     this.setStatus(this.attempt ? this.waitingState() : "connecting");
+    // a fresh token for every connection, fetched while the socket opens
+    const token = this.tokenProvider ? Promise.resolve().then(() => this.tokenProvider()) : null;
+    token?.catch(() => {}); // handled at open; a socket that never opens must not leave it unhandled
     const ws = new this.Socket(this.url);
     this.ws = ws;
-    ws.onopen = () => {
+    ws.onopen = async () => {
       if (this.ws !== ws) return;
       this.lastHeard = Date.now();
+      if (token) {
+        try {
+          this.session.token = await token;
+        } catch (error) {
+          if (this.ws !== ws) return;
+          this.on.error({ type: "TokenError", message: String(error?.message ?? error) });
+          this.dropSocket();
+          this.reconnectSoon();
+          return;
+        }
+        if (this.ws !== ws) return;
+      }
       this.perform(this.session.connect());
     };
     ws.onmessage = (event) => {
@@ -271,6 +292,10 @@ export class TandemClient {
         case "ServerError":
           this.on.error(e);
           if (e.retryable) setTimeout(() => this.perform(this.session.resubmit()), 500 + Math.random() * 1000);
+          if (e.code === "unauthorized" && this.tokenProvider && this.ws && this.session.phase === Phase.CONNECTING) {
+            this.dropSocket(); // hello refused: a stale token; ask the provider again, after a backoff
+            this.reconnectSoon();
+          }
           break;
         case "Diverged":
           this.on.error(e);

@@ -21,6 +21,11 @@ snapshot_decoder = msgspec.json.Decoder(Snapshot)
 encode = msgspec.json.Encoder().encode
 
 
+# Bytes of one page read from the log (`OpStore.ops` with ``max_bytes``): decoding it, and Redis
+# answering it, stay within a few milliseconds, so a long read never holds anyone up.
+PAGE_BYTES = 1 << 20
+
+
 def text_of(message: object) -> str:
     """A wire message as the text of a WebSocket frame."""
     return encode(message).decode()
@@ -104,8 +109,9 @@ class OpStore(Protocol):
         self, doc: str, expected_rev: int, records: Sequence[StoredOp], snapshot: Snapshot | None = None
     ) -> CommitResult: ...
 
-    async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
-        """Committed revisions first..last (inclusive) that the log holds, in order."""
+    async def ops(self, doc: str, first: int, last: int, max_bytes: int | None = None) -> list[StoredOp]:
+        """Committed revisions first..last (inclusive) that the log holds, in order. With
+        ``max_bytes``, a page: it stops after the op whose frame reaches that many bytes in all."""
         ...
 
     async def first_logged_rev(self, doc: str) -> int | None: ...
@@ -115,6 +121,12 @@ class OpStore(Protocol):
     async def text_at(self, doc: str, rev: int) -> Snapshot: ...
 
     async def client_record(self, doc: str, client: str) -> ClientRecord | None: ...
+
+    async def claim_client(self, doc: str, client: str, subject: str | None) -> str | None:
+        """The subject that owns ``client`` on ``doc``, after claiming it for ``subject`` when
+        nobody owns it yet (``subject`` None: only look). Ownership is never given up: it keeps
+        one token holder off another's exactly-once record."""
+        ...
 
     async def publish(self, doc: str, message: bytes) -> None: ...
 

@@ -8,6 +8,8 @@ one node and the commit script may touch all of them:
 - ``tandem:{doc}:head``     Hash ``rev``, ``hash``.
 - ``tandem:{doc}:clients``  Hash client -> ``seq:rev:hash`` of its last committed op
                             (exactly-once, across restarts).
+- ``tandem:{doc}:owners``   Hash client -> the token subject (`sub`) that first used that client
+                            id on the document (HSETNX, never removed); only with a secret.
 - ``tandem:{doc}:snaps``    Hash rev -> Snapshot frame; ``tandem:{doc}:snaprevs`` ZSet of those revs.
 - channel ``tandem:{doc}:events``: the committed op frames of one commit, newline-separated
                             (compact JSON holds no raw newline), and presence as ``<process id> <frame>``.
@@ -35,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tandem.ot.operation import apply
 from tandem.ot.protocol import Snapshot
 from tandem.server.store.base import (
+    PAGE_BYTES,
     ClientRecord,
     CommitResult,
     Head,
@@ -53,6 +56,9 @@ log = logging.getLogger("tandem.store")
 # What says the log cannot be reached (redis-py's own and the pipelined connection's errors):
 # nothing is known to be decided. Any other RedisError is a bug and stays one.
 _UNREACHABLE = (OSError, RedisConnectionError, RedisTimeoutError)
+
+# Work (see text_at) done between two turns of the event loop: ~10 ms.
+_APPLY_SLICE = 20_000
 
 # How long the listener waits for a message while holding the pub/sub connection.
 _LISTEN_POLL_SECONDS = 0.05
@@ -80,7 +86,7 @@ def _unavailable_when_unreachable(
 # KEYS: head, log, clients, snaps, snaprevs
 # ARGV: channel, expected rev, n, then n x (client, seq, rev, hash, frame), snapshot rev
 #       (0: none), snapshot frame, trim bound (0: none): the log is trimmed to just after
-#       the latest snapshot at or below the bound
+#       the latest snapshot at or below the bound, and the snapshots before that one are deleted
 COMMIT = """
 local head_rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if head_rev ~= tonumber(ARGV[2]) then
@@ -118,9 +124,44 @@ if ARGV[z + 2] ~= '0' then
   local s = redis.call('ZREVRANGEBYSCORE', KEYS[5], ARGV[z + 2], 1, 'LIMIT', 0, 1)[1]
   if s then
     redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(s) + 1) .. '-1')
+    -- snapshots before s rebuild no kept revision: drop them (a bounded batch per commit)
+    local old = redis.call('ZRANGEBYSCORE', KEYS[5], 1, '(' .. s, 'LIMIT', 0, 256)
+    for _, r in ipairs(old) do
+      redis.call('HDEL', KEYS[4], r)
+      redis.call('ZREM', KEYS[5], r)
+    end
   end
 end
 return {'ok'}
+"""
+
+
+# KEYS: owners; ARGV: client, subject ('' : only look). One round trip: claim when free, say who owns.
+CLAIM = """
+if ARGV[2] ~= '' then
+  redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
+
+# KEYS: log; ARGV: first id, last id, max bytes. The frames from first on, stopping after the one
+# that reaches max bytes: a page bounded in bytes, read a few entries at a time so Redis never
+# holds more than that either. ('(' makes the next start exclusive.)
+OPS_PAGE = """
+local out, size, start = {}, 0, ARGV[1]
+local budget = tonumber(ARGV[3])
+while true do
+  local batch = redis.call('XRANGE', KEYS[1], start, ARGV[2], 'COUNT', 16)
+  if #batch == 0 then return out end
+  for _, entry in ipairs(batch) do
+    local frame = entry[2][2]
+    out[#out + 1] = frame
+    size = size + #frame
+    if size >= budget then return out end
+  end
+  start = '(' .. batch[#batch][1]
+end
 """
 
 
@@ -132,6 +173,7 @@ class Keys:
         self.head = prefix + "head"
         self.log = prefix + "log"
         self.clients = prefix + "clients"
+        self.owners = prefix + "owners"
         self.snaps = prefix + "snaps"
         self.snaprevs = prefix + "snaprevs"
         self.channel = prefix + "events"
@@ -149,15 +191,46 @@ def _entry_id(rev: int) -> str:
     return f"{rev}-1"
 
 
-def _client(url: str, *, cluster: bool, timeout: float | None) -> Any:
+# Connections per cluster node beyond ``max_connections``: the pub/sub connection holds one.
+_CLUSTER_NODE_SPARE = 2
+
+
+class _WaitingCluster(aioredis.RedisCluster):
+    """A cluster client whose calls wait for a turn: redis-py's cluster nodes have no blocking
+    pool and refuse a call past their connection limit (MaxConnectionsError). At most
+    ``max_connections`` calls run at once, so no node is asked for more connections than that."""
+
+    def __init__(self, *, turns: int, wait: float | None, **kwargs: Any) -> None:
+        super().__init__(max_connections=turns + _CLUSTER_NODE_SPARE, **kwargs)
+        self._turns = asyncio.Semaphore(turns)
+        self._wait = wait
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise RedisConnectionError(f"no connection to Redis free within {self._wait:g} s") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._turns.release()
+
+
+def _client(url: str, *, cluster: bool, timeout: float | None, max_connections: int) -> Any:
+    """A redis-py client whose calls wait (up to ``timeout``) for one of ``max_connections``
+    connections instead of failing when all are busy, as a storm of reconnects makes them."""
     options: dict[str, Any] = {
         "decode_responses": False,
         "socket_connect_timeout": 5,
         "socket_timeout": timeout,
     }
     if cluster:
-        return aioredis.RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, health_check_interval=30, **options)
+        return _WaitingCluster.from_url(url, turns=max_connections, wait=timeout, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, health_check_interval=30, **options
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 class RedisOpStore:
@@ -166,7 +239,8 @@ class RedisOpStore:
     ``log_retention``: revisions of log kept behind the latest snapshot (0: all). ``cluster``:
     ``url`` names a node of a Redis Cluster. ``timeout``: seconds a call may wait for an
     answer. ``pipelined``: commit over the lean pipelined connection (default: where the URL
-    allows, never on a cluster); False commits through redis-py.
+    allows, never on a cluster); False commits through redis-py. ``max_connections``: redis-py
+    connections at most (per node on a cluster); a call waits up to ``timeout`` for a free one.
     """
 
     def __init__(
@@ -177,6 +251,7 @@ class RedisOpStore:
         cluster: bool = False,
         timeout: float | None = None,
         pipelined: bool | None = None,
+        max_connections: int = 64,
     ) -> None:
         self.url = url
         # On a cluster every command of one document goes to the node owning its hash tag;
@@ -184,7 +259,7 @@ class RedisOpStore:
         # Any: redis-py's asyncio replies are typed loosely (bytes | str | None everywhere).
         # ``timeout``: a Redis that stops answering fails a call (TimeoutError, `unavailable`)
         # instead of holding a document's task forever.
-        self.redis: Any = _client(url, cluster=cluster, timeout=timeout)
+        self.redis: Any = _client(url, cluster=cluster, timeout=timeout, max_connections=max_connections)
         self.listener: Listener | None = None
         self.log_retention = log_retention
         # The commit goes over a lean pipelined connection (server/store/pipe.py) except on a cluster.
@@ -199,6 +274,8 @@ class RedisOpStore:
         # lost (a cluster client needs them): the second run answers ``moved`` or ``duplicate``,
         # and the document answers the submission from the log, as an ack (server/document.py).
         self._commit = self.redis.register_script(COMMIT)
+        self._ops_page = self.redis.register_script(OPS_PAGE)
+        self._claim = self.redis.register_script(CLAIM)
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._pubsub_lock = asyncio.Lock()
@@ -251,9 +328,14 @@ class RedisOpStore:
         )
 
     @_unavailable_when_unreachable
-    async def ops(self, doc: str, first: int, last: int) -> list[StoredOp]:
+    async def ops(self, doc: str, first: int, last: int, max_bytes: int | None = None) -> list[StoredOp]:
         if last < first:
             return []
+        if max_bytes is not None:
+            frames = await self._ops_page(
+                keys=[Keys(doc).log], args=[_entry_id(max(first, 1)), _entry_id(last), max_bytes]
+            )
+            return [StoredOp.from_frame(frame) for frame in frames]
         entries = await self.redis.xrange(Keys(doc).log, _entry_id(max(first, 1)), _entry_id(last))
         return [StoredOp.from_frame(fields[b"r"]) for _, fields in entries]
 
@@ -279,18 +361,24 @@ class RedisOpStore:
     async def text_at(self, doc: str, rev: int) -> Snapshot:
         """The document at revision ``rev`` (at most the head): a snapshot plus the ops after it."""
         snap = await self.snapshot_at_or_before(doc, rev)
-        if snap.rev == rev:
-            return snap
-        ops = await self.ops(doc, snap.rev + 1, rev)
-        if len(ops) != rev - snap.rev or (ops and ops[0].op.rev != snap.rev + 1):
-            raise HistoryGone(
-                f"the log of {doc!r} no longer holds revisions {snap.rev + 1}..{rev} "
-                f"(nearest snapshot: revision {snap.rev})"
-            )
-        text = snap.text
-        for stored in ops:
-            text = apply(text, stored.op.ops)
-        return Snapshot(rev=rev, text=text, hash=ops[-1].op.hash)
+        text, at, hash_ = snap.text, snap.rev, snap.hash
+        work = 0
+        while at < rev:  # a page at a time, with a turn of the event loop between slices of work
+            page = await self.ops(doc, at + 1, rev, max_bytes=PAGE_BYTES)
+            if not page or page[0].op.rev != at + 1:
+                raise HistoryGone(
+                    f"the log of {doc!r} no longer holds revisions {at + 1}..{rev} "
+                    f"(nearest snapshot: revision {snap.rev})"
+                )
+            for stored in page:
+                text = apply(text, stored.op.ops)
+                # applying copies the text (fast) and walks the op's components (slower)
+                work += len(stored.op.ops) + len(text) // 64
+                if work >= _APPLY_SLICE:
+                    work = 0
+                    await asyncio.sleep(0)
+            at, hash_ = page[-1].op.rev, page[-1].op.hash
+        return Snapshot(rev=rev, text=text, hash=hash_)
 
     @_unavailable_when_unreachable
     async def client_record(self, doc: str, client: str) -> ClientRecord | None:
@@ -299,6 +387,12 @@ class RedisOpStore:
             return None
         seq, rev, hash_ = raw.decode().split(":")
         return ClientRecord(int(seq), int(rev), hash_)
+
+    @_unavailable_when_unreachable
+    async def claim_client(self, doc: str, client: str, subject: str | None) -> str | None:
+        # an empty subject never comes from a token (auth.py refuses it), so '' can mean "only look"
+        owner = await self._claim(keys=[Keys(doc).owners], args=[client, subject or ""])
+        return None if owner is None else bytes(owner).decode()
 
     # -- between processes --------------------------------------------------------------
 

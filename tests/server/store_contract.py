@@ -157,6 +157,45 @@ async def a_log_kept_to_its_retention_still_serves_text_from_a_snapshot(store: O
 
 
 @check
+async def a_page_of_ops_stops_at_its_byte_bound(store: OpStore, doc: str) -> None:
+    records = typing(doc, "x" * 40)
+    await store.commit(doc, 0, records)
+    size = len(records[0].frame)  # every record of "typing" one letter is about as long
+    page = await store.ops(doc, 1, 40, max_bytes=3 * size)
+    assert [s.op.rev for s in page] == list(range(1, len(page) + 1)) and 3 <= len(page) <= 4
+    assert sum(len(s.frame) for s in page[:-1]) < 3 * size <= sum(len(s.frame) for s in page)
+    assert [s.op.rev for s in await store.ops(doc, 38, 40, max_bytes=1)] == [38], "one op at least"
+    assert [s.op.rev for s in await store.ops(doc, 30, 40, max_bytes=10**9)] == list(range(30, 41))
+    assert await store.ops(doc, 41, 50, max_bytes=10**9) == []
+
+
+@check
+async def a_trimmed_log_keeps_only_the_snapshots_it_starts_after(store: OpStore, doc: str) -> None:
+    # Snapshots at 3, 5 and 7: the one at 7 trims the log to just after 5 (7 - LOG_RETENTION),
+    # and the snapshot at 3 rebuilds no kept revision any more: it is deleted.
+    records = typing(doc, "abcdefg")
+    for first, last in ((0, 3), (3, 5), (5, 7)):
+        snapshot = Snapshot(rev=last, text="abcdefg"[:last], hash=records[last - 1].op.hash)
+        assert (await store.commit(doc, first, records[first:last], snapshot)).status == "ok"
+    assert await store.first_logged_rev(doc) == 6
+    assert (await store.snapshot_at_or_before(doc, 4)).rev == 0, "the snapshot at 3 is gone"
+    assert (await store.snapshot_at_or_before(doc, 6)).rev == 5
+    assert (await store.text_at(doc, 6)).text == "abcdef"
+    assert (await store.text_at(doc, 7)).text == "abcdefg"
+    with pytest.raises(HistoryGone):
+        await store.text_at(doc, 3)
+
+
+@check
+async def calls_past_the_connection_limit_wait_for_a_connection(store: OpStore, doc: str) -> None:
+    # Far more calls at once than the store holds connections: each waits for one, none fails.
+    await store.commit(doc, 0, typing(doc, "ab"))
+    heads = await asyncio.gather(*(store.head(doc) for _ in range(500)))
+    texts = await asyncio.gather(*(store.text_at(doc, 1) for _ in range(500)))
+    assert {h.rev for h in heads} == {2} and {t.text for t in texts} == {"a"}
+
+
+@check
 async def text_at_applies_every_op_in_order(store: OpStore, doc: str) -> None:
     steps: list[tuple[str, int, Operation]] = [
         ("a", 1, (Insert("abc"),)),
