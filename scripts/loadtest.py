@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             extra, redis_url = tuple(args.server_arg), None
             if args.cluster:
                 redis_url = stack.enter_context(running_cluster(root / "cluster")).url
-                extra += ("--redis-cluster", "true")
+                extra += ("--redis-cluster",)
             d = stack.enter_context(Deployment(root, args.servers, redis_url=redis_url, extra_args=extra))
             report = asyncio.run(run(args, d.ws_urls, d.http_url, d))
     print(render(report))

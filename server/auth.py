@@ -10,16 +10,27 @@ required for `write`: a client id belongs to the subject that first used it on a
 one holder cannot act as another's client (its exactly-once record, its cursor). `exp` is
 required: a token that never expires cannot be taken back, and an open connection ends when it
 passes. Without a secret the server is open: every client may write, as any client id.
+
+The JWT mode is one `Authorizer`: an async hook given the request (headers, cookies, query, the
+document id, the token) that returns an `Access` (who, which role, when to ask again) or
+raises `AuthError`. A host application passes its own to `tandem.Tandem(authorize=...)`.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 import jwt
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import HTTPConnection
+
+log = logging.getLogger("tandem.auth")
 
 ALGORITHM = "HS256"
 # Clocks of the issuing service and the server are rarely in perfect step.
@@ -49,6 +60,154 @@ class Grant:
 
 
 OPEN = Grant(Role.WRITE)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What an `Authorizer` grants: who the user is (None: nobody in particular), a role, and
+    when to ask again (epoch seconds; None: never). At `expires` an open WebSocket re-runs the
+    hook with its original request: granted again, it carries on; refused, it is closed."""
+
+    subject: str | None
+    role: Role
+    expires: float | None = None
+
+
+class AuthRequest:
+    """What an `Authorizer` judges: the HTTP request or WebSocket handshake (headers, cookies,
+    query, client; ``connection`` for the rest, e.g. ``connection.session`` under Starlette's
+    SessionMiddleware), the document id, and the token the client sent, if any (in hello, as
+    ``?token=`` or as ``Authorization: Bearer``)."""
+
+    __slots__ = ("connection", "doc", "token")
+
+    def __init__(self, connection: HTTPConnection, doc: str, token: str | None) -> None:
+        self.connection = connection
+        self.doc = doc
+        self.token = token
+
+    @property
+    def headers(self) -> Headers:
+        return self.connection.headers
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return self.connection.cookies
+
+    @property
+    def query_params(self) -> QueryParams:
+        return self.connection.query_params
+
+    @property
+    def client(self) -> str | None:
+        """The remote address (behind a proxy, the proxy's)."""
+        return self.connection.client.host if self.connection.client is not None else None
+
+
+# Returns the access granted on request.doc, or raises AuthError to refuse (its message is
+# sent to the client: say why, never a secret).
+Authorizer = Callable[[AuthRequest], Awaitable[Access]]
+
+
+def jwt_authorizer(secret: str) -> Authorizer:
+    """The JWT mode as an `Authorizer`: the token's `doc`, `role`, `sub` and `exp` (see `grant`);
+    the re-check falls at `exp` plus the leeway, when the same token is refused."""
+    if not secret:
+        raise ValueError("jwt_authorizer needs a secret")
+
+    async def authorize(request: AuthRequest) -> Access:
+        granted = grant(secret, request.doc, request.token)
+        return Access(granted.subject, granted.role, granted.expires)
+
+    return authorize
+
+
+async def open_access(request: AuthRequest) -> Access:
+    """No access control: everyone writes, as nobody in particular."""
+    return Access(None, Role.WRITE)
+
+
+def token_of(connection: HTTPConnection) -> str | None:
+    """The token of an HTTP request or handshake: ``Authorization: Bearer``, else ``?token=``."""
+    header = connection.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return connection.query_params.get("token") or None
+
+
+class Holder(Protocol):
+    """An open connection that a revocation of its subject re-checks (server/session.py)."""
+
+    doc_name: str
+    subject: str | None
+
+    async def recheck(self, revoked: bool) -> None: ...
+
+
+class Gate:
+    """The authorizer of one Tandem, and the open connections of each subject, for `revoke`.
+
+    Client ids are bound to an access's subject whenever it has one. Without a subject, on an
+    open server (no hook, no secret) nothing is checked: anyone may act as any client id;
+    behind a hook or a secret, a connection without a subject may use only client ids that no
+    subject has claimed, and claims none (another subjectless caller may use the same id).
+    """
+
+    def __init__(self, authorize: Authorizer, *, open: bool = False) -> None:
+        self.authorize = authorize
+        self.open = open
+        self._holders: dict[str, set[Holder]] = {}
+
+    @classmethod
+    def of(cls, secret: str | None, authorize: Authorizer | None = None) -> Gate:
+        if authorize is not None and secret is not None:
+            # two sources of truth for who may write; compose them in the hook instead
+            raise ValueError(
+                "pass either an authorize hook or a secret, not both (use jwt_authorizer in the hook)"
+            )
+        if authorize is not None:
+            return cls(authorize)
+        if secret is not None:
+            return cls(jwt_authorizer(secret))
+        return cls(open_access, open=True)
+
+    async def check(self, request: AuthRequest) -> Access:
+        """The hook's answer, checked. Raises AuthError to refuse; any other exception is the
+        hook's own failure."""
+        access = await self.authorize(request)
+        if not isinstance(access, Access) or not isinstance(access.role, Role):
+            raise TypeError(f"the authorize hook must return an Access with a Role, got {access!r}")
+        subject = access.subject
+        if subject is not None and (
+            not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH
+        ):
+            raise TypeError(
+                f"an Access subject must be 1-{MAX_SUBJECT_LENGTH} characters, got {subject!r:.60}"
+            )
+        if access.expires is not None and access.expires <= time.time():
+            raise AuthError("access expired")  # granted until a moment already past: nothing granted
+        return access
+
+    def binds(self, access: Access) -> bool:
+        """Whether a client id must be checked against its owner (see the class docstring)."""
+        return access.subject is not None or not self.open
+
+    def enter(self, holder: Holder) -> None:
+        if holder.subject is not None:
+            self._holders.setdefault(holder.subject, set()).add(holder)
+
+    def leave(self, holder: Holder) -> None:
+        if holder.subject is not None:
+            held = self._holders.get(holder.subject)
+            if held is not None:
+                held.discard(holder)
+                if not held:
+                    del self._holders[holder.subject]
+
+    def holders(self, subject: str, doc: str | None = None) -> Iterator[Holder]:
+        for holder in list(self._holders.get(subject, ())):
+            if doc is None or holder.doc_name == doc:
+                yield holder
 
 
 def authorize(secret: str | None, doc: str, token: str | None, now: float | None = None) -> Role:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from tandem.server.settings import FIELDS, Settings, env_name, load
 
 USAGE = """tandem serve [options]      run the server (tandem serve --help)
-tandem token DOC [options]  print an access token signed with TANDEM_SECRET"""
+tandem token DOC [options]  print an access token signed with TANDEM_SECRET
+tandem --version            print the version"""
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,13 @@ def serve_parser() -> argparse.ArgumentParser:
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = shown if shown not in ("", None) else "unset"
         help_text = f"{FIELDS[field.name]} (env {env}; default: {shown})"
+        if isinstance(default, bool):  # a switch, --redis-cluster, and its --no-redis-cluster
+            help_text = (
+                f"{FIELDS[field.name]} (env {env}=true or false; default: {'on' if default else 'off'})"
+            )
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, dest=field.name, default=None, help=help_text, action=action)
+            continue
         parser.add_argument(flag, dest=field.name, default=None, help=help_text, metavar=field.name.upper())
     parser.add_argument(
         "--log-level",
@@ -62,6 +70,7 @@ def serve(argv: Sequence[str]) -> int:
     import uvicorn
 
     from tandem.server.app import create_app
+    from tandem.server.drain import DrainingServer
 
     try:
         sock = bind(settings.host, settings.port)
@@ -95,7 +104,7 @@ def serve(argv: Sequence[str]) -> int:
     if args.log_level != "debug":
         logging.getLogger("uvicorn.error").addFilter(_per_connection_lines)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        DrainingServer(config, app, settings.drain_seconds).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C once it has shut down cleanly
     return 0
@@ -134,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"tandem {version()}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return serve(rest)
@@ -143,6 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return token_main(rest)
     print(f"tandem: unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("tandem")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ AckCallback = Callable[[int, int], None]
 TokenProvider = Callable[[], str | None | Awaitable[str | None]]
 
 CLOSE_TOKEN_EXPIRED = 4401  # the server closed at the token's expiry: reconnect with a fresh one
+CLOSE_REVOKED = 4403  # the server re-checked this user's access and refused it: do not come back
 
 RETRY_DELAY = 0.2  # before resending an op refused for a passing reason (rate_limited, unavailable)
 
@@ -67,7 +68,8 @@ class TandemClient:
     ``on_ack(seq, rev)`` is told when the local op ``seq`` is committed as revision ``rev``.
     ``token`` is a fixed token, or a function (plain or async) returning one, called before
     every connection: when the server closes at the token's expiry (4401), or refuses a token
-    at hello, the client connects again with a fresh one.
+    at hello, the client connects again with a fresh one. A close with 4403 (access revoked)
+    ends the client: it does not reconnect, and `revoked` is True.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class TandemClient:
         self.max_backoff = max_backoff
         self.errors: list[ServerError] = []
         self.connections = 0
+        self.close_code: int | None = None  # of the last connection, as the server sent it
         self._ws: Any = None
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._live = asyncio.Event()
@@ -107,6 +110,11 @@ class TandemClient:
         self._failure: BaseException | None = None
 
     # -- the document --------------------------------------------------------------------
+
+    @property
+    def revoked(self) -> bool:
+        """The server closed with 4403: this user's access was revoked; the client stopped."""
+        return self.close_code == CLOSE_REVOKED
 
     @property
     def text(self) -> str:
@@ -202,7 +210,10 @@ class TandemClient:
                 async with connect(self.url, max_size=None, open_timeout=10) as ws:
                     self._ws = ws
                     self.connections += 1
-                    await self._serve(ws)
+                    try:
+                        await self._serve(ws)
+                    finally:
+                        self.close_code = ws.close_code
             except InvalidURI:
                 raise
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as e:
@@ -216,7 +227,9 @@ class TandemClient:
                 self._live.clear()
                 self._perform(self.session.disconnected())
                 self._drain_outbox()
-            if self._closing or not self.reconnect:
+            if self._closing or not self.reconnect or self.revoked:
+                if self.revoked:
+                    log.warning("%s: access revoked; not reconnecting", self.client_id)
                 return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)

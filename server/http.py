@@ -14,7 +14,7 @@ from tandem.ot.errors import InvalidOperation
 from tandem.ot.integrity import next_hash
 from tandem.ot.operation import Operation, apply, span
 from tandem.ot.protocol import Ack, Error, ErrorCode, Id, Rev, Seq
-from tandem.server.auth import AuthError, Grant, Role, grant, not_your_client
+from tandem.server.auth import Access, AuthError, AuthRequest, Gate, Role, not_your_client, token_of
 from tandem.server.hub import Hub
 from tandem.server.ids import bad_doc_id, valid_doc_id
 from tandem.server.limits import KeyedLimiter, retry_after
@@ -94,19 +94,26 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _authorize(request: Request, doc: str, need: Role) -> None:
-    _grant(request, doc, need)
+def _gate(request: Request) -> Gate:
+    """The app's authorizer (server/embed.py puts it there); else the settings' JWT or open mode."""
+    gate: Gate | None = getattr(request.app.state, "gate", None)
+    return gate if gate is not None else Gate.of(_settings(request).secret)
 
 
-def _grant(request: Request, doc: str, need: Role) -> Grant:
+async def _authorize(request: Request, doc: str, need: Role) -> None:
+    await _grant(request, doc, need)
+
+
+async def _grant(request: Request, doc: str, need: Role) -> Access:
     if not valid_doc_id(doc):
         raise HttpError(ErrorCode.BAD_MESSAGE, bad_doc_id(doc))
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token")
     try:
-        granted = grant(_settings(request).secret, doc, token)
+        granted = await _gate(request).check(AuthRequest(request, doc, token_of(request)))
     except AuthError as e:
         raise HttpError(ErrorCode.UNAUTHORIZED, str(e)) from None
+    except Exception:
+        log.exception("the authorize hook failed on %r", doc)
+        raise HttpError(ErrorCode.INTERNAL, "access could not be checked") from None
     if need is Role.WRITE and granted.role is not Role.WRITE:
         raise HttpError(ErrorCode.READ_ONLY, f"your token grants read access to {doc!r}")
     return granted
@@ -123,7 +130,7 @@ def _post_limiter(request: Request) -> KeyedLimiter:
     return limiter
 
 
-def _rate_limited(request: Request, granted: Grant) -> Response | None:
+def _rate_limited(request: Request, granted: Access) -> Response | None:
     """429 with Retry-After when this caller (its token's subject, or else its address) is over
     the limit. Without a secret the address is the only name a caller has; behind a proxy it is
     the proxy's, so all callers through it share one bucket."""
@@ -163,7 +170,7 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 async def get_doc(request: Request) -> Response:
     doc = request.path_params["doc"]
     try:
-        _authorize(request, doc, Role.READ)
+        await _authorize(request, doc, Role.READ)
         store = _hub(request).store
         head = await store.head(doc)
         rev = _int_param(request, "rev", head.rev)
@@ -184,7 +191,7 @@ async def get_doc(request: Request) -> Response:
 async def get_ops(request: Request) -> Response:
     doc = request.path_params["doc"]
     try:
-        _authorize(request, doc, Role.READ)
+        await _authorize(request, doc, Role.READ)
         store = _hub(request).store
         head = await store.head(doc)
         first = max(1, _int_param(request, "from", 1) or 1)
@@ -208,7 +215,7 @@ async def post_op(request: Request) -> Response:
     doc = request.path_params["doc"]
     settings = _settings(request)
     try:
-        granted = _grant(request, doc, Role.WRITE)
+        granted = await _grant(request, doc, Role.WRITE)
     except HttpError as e:
         return e.response
     if (limited := _rate_limited(request, granted)) is not None:
@@ -230,7 +237,7 @@ async def post_op(request: Request) -> Response:
     except Refusal as r:
         return error_response(r.code, r.message, message.seq)
     hub = _hub(request)
-    if settings.secret is not None:
+    if _gate(request).binds(granted):
         owner = await hub.store.claim_client(doc, message.client, granted.subject)
         if owner != granted.subject:
             return error_response(ErrorCode.UNAUTHORIZED, not_your_client(doc, message.client), message.seq)
@@ -263,7 +270,7 @@ async def verify(request: Request) -> Response:
     and apply every op to the text: an op that does not fit the text before it is reported too."""
     doc = request.path_params["doc"]
     try:
-        _authorize(request, doc, Role.READ)
+        await _authorize(request, doc, Role.READ)
     except HttpError as e:
         return e.response
     store = _hub(request).store
@@ -339,14 +346,30 @@ async def verify(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    ok = await _hub(request).store.ping()
-    body = {"status": "ok" if ok else "unhealthy", "redis": ok}
-    return Response(msgspec.json.encode(body), status_code=200 if ok else 503, media_type="application/json")
+    """Readiness: 200 while this process can take clients; 503 while it cannot reach Redis or
+    drains on shutdown (a load balancer should send it no one new)."""
+    draining = bool(getattr(request.app.state, "draining", False))
+    redis = await _ping(request)
+    status = "draining" if draining else "ok" if redis else "redis_unreachable"
+    body = {"status": status, "redis": redis, "draining": draining}
+    code = 200 if status == "ok" else 503
+    return Response(msgspec.json.encode(body), status_code=code, media_type="application/json")
+
+
+async def livez(request: Request) -> Response:
+    """Liveness: the event loop answers. No Redis call: a Redis outage is no reason to restart."""
+    return Response(b'{"status":"ok"}', media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
     m: Metrics = request.app.state.metrics
+    m.set("tandem_redis_up", 1.0 if await _ping(request) else 0.0)
     return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+
+
+async def _ping(request: Request) -> bool:
+    hub: Hub | None = getattr(request.app.state, "hub", None)  # None: an embedded Tandem not started
+    return hub is not None and await hub.store.ping()
 
 
 PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>Tandem</title>

@@ -32,7 +32,7 @@ from tandem.ot.protocol import (
     SubmitOp,
     client_message_decoder,
 )
-from tandem.server.auth import AuthError, Role, grant, not_your_client
+from tandem.server.auth import AuthError, AuthRequest, Gate, Role, not_your_client, token_of
 from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn
 from tandem.server.hub import Hub
 from tandem.server.ids import bad_doc_id, valid_doc_id
@@ -50,6 +50,7 @@ WS_4400_UNREADABLE = 4400
 WS_4408_NO_HELLO = 4408
 WS_4413_TOO_LARGE = 4413
 WS_4401_TOKEN_EXPIRED = 4401
+WS_4403_REVOKED = 4403
 
 # Messages per batched frame: enough to catch up fast, small enough to keep frames modest.
 MAX_BATCH = 256
@@ -85,18 +86,25 @@ class TokenBucket:
 
 
 class Session:
-    def __init__(self, websocket: WebSocket, hub: Hub, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, websocket: WebSocket, hub: Hub, settings: Settings, metrics: Metrics, gate: Gate | None = None
+    ) -> None:
         self.websocket = websocket
         self.hub = hub
         self.settings = settings
         self.metrics = metrics
+        self.gate = gate or Gate.of(settings.secret)
+        self.token: str | None = None  # what the hello (or the URL) sent: a re-check sends it again
+        self.subject: str | None = None  # who the access says this is (client ids are bound to it)
+        self.recheck_lock = asyncio.Lock()
+        self.rechecks: set[asyncio.Task[None]] = set()
         self.doc_name: str = websocket.path_params.get("doc", "")
         self.client = ""
         self.rev = 0  # the revision of the last op or ack queued to this connection
         self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
         self.role = Role.READ
-        self.expires: float | None = None  # when the token stops granting (epoch seconds)
-        self.expiry: asyncio.TimerHandle | None = None  # closes the connection then
+        self.expires: float | None = None  # when to ask the authorizer again (epoch seconds)
+        self.expiry: asyncio.TimerHandle | None = None  # re-checks the access then
         self.doc: Document | None = None
         # a message, self.rev when it was queued, and its size in bytes
         self.outbox: deque[tuple[str, int, int]] = deque()
@@ -185,6 +193,9 @@ class Session:
             self.request_close(WS_4408_NO_HELLO, "no hello in time")
 
     def _leave(self) -> None:
+        self.gate.leave(self)
+        for task in self.rechecks:
+            task.cancel()
         if self.expiry is not None:
             self.expiry.cancel()  # else it holds this session until the token's end
         if self.doc is not None:
@@ -246,7 +257,7 @@ class Session:
                     getattr(message, "seq", None),
                 )
             case SubmitOp():
-                self._op(message)
+                await self._op(message)
             case Fetch() | Presence() if not self.chatter.take():
                 self.error(
                     ErrorCode.RATE_LIMITED,
@@ -266,13 +277,18 @@ class Session:
         if self.doc is not None:
             self.error(ErrorCode.BAD_MESSAGE, "hello was already received on this connection")
             return
-        token = hello.token or self.websocket.query_params.get("token")
+        token = hello.token or token_of(self.websocket)
         try:
-            granted = grant(self.settings.secret, self.doc_name, token)
+            granted = await self.gate.check(AuthRequest(self.websocket, self.doc_name, token))
         except AuthError as e:
             self.error(ErrorCode.UNAUTHORIZED, str(e))
             return
-        if self.settings.secret is not None:
+        except Exception:
+            log.exception("the authorize hook failed on %r", self.doc_name)
+            self.error(ErrorCode.INTERNAL, "access could not be checked")
+            self.request_close(WS_1011_INTERNAL_ERROR, "access could not be checked")
+            return
+        if self.gate.binds(granted):
             # One round trip: the client id is this subject's (claimed now, or before), or not.
             try:
                 owner = await self.hub.store.claim_client(self.doc_name, hello.client, granted.subject)
@@ -286,6 +302,8 @@ class Session:
                 return
         self.role = granted.role
         self.expires = granted.expires
+        self.token = token
+        self.subject = granted.subject
         self.client = hello.client
         try:
             doc = await self.hub.acquire(self.doc_name)
@@ -305,24 +323,70 @@ class Session:
                 self.unavailable()
             return
         self.doc = doc
+        self.gate.enter(self)
+        self._schedule_recheck()
+
+    def _schedule_recheck(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
         if self.expires is not None:
             delay = max(0.0, self.expires - time.time())
             self.expiry = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
-        """The token has expired: refuse from now on and close with 4401, so the client
-        reconnects with a fresh token. No seq on the error: nothing is refused for good, the
-        op in flight is resent on the next connection (exactly-once makes that safe)."""
-        if self.close_code is None:
-            self.error(ErrorCode.UNAUTHORIZED, "your token expired; reconnect with a fresh token")
-            self.request_close(WS_4401_TOKEN_EXPIRED, "token expired")
+        """The access is due for a re-check (for a JWT: the token expired)."""
+        task = asyncio.create_task(self._recheck(revoked=False, if_due=False))
+        self.rechecks.add(task)
+        task.add_done_callback(self.rechecks.discard)
 
-    def _op(self, message: SubmitOp) -> None:
+    async def recheck(self, revoked: bool) -> None:
+        """Ask the authorizer again, with the original handshake and token. Still granted: carry
+        on with the new role and expiry. Refused: `unauthorized`, then close with 4401 (expired:
+        reconnect with a fresh token) or 4403 (revoked: do not come back). No seq on the error:
+        nothing is refused for good, the op in flight is resent on the next connection
+        (exactly-once makes that safe)."""
+        await self._recheck(revoked, if_due=False)
+
+    async def _recheck(self, revoked: bool, if_due: bool) -> None:
+        async with self.recheck_lock:  # one at a time: a revocation waits for, then repeats, an expiry check
+            if self.close_code is not None or self.doc is None:
+                return
+            if if_due and (self.expires is None or time.time() < self.expires):
+                return  # an op waited for a re-check that another one already made
+            try:
+                access = await self.gate.check(AuthRequest(self.websocket, self.doc_name, self.token))
+                if access.subject != self.subject:  # its client id belongs to the old subject
+                    raise AuthError("the access now names another user; reconnect")
+            except AuthError as e:
+                self._refuse(revoked, str(e))
+                return
+            except Exception:
+                log.exception("the authorize hook failed re-checking %r", self.doc_name)
+                self.error(ErrorCode.UNAVAILABLE, "access could not be checked again; reconnect later")
+                self.request_close(WS_1013_TRY_AGAIN_LATER, "access could not be checked again")
+                return
+            self.role = access.role
+            self.expires = access.expires
+            self._schedule_recheck()
+
+    def _refuse(self, revoked: bool, why: str) -> None:
+        if self.close_code is not None:
+            return
+        if revoked:
+            self.error(ErrorCode.UNAUTHORIZED, f"your access was revoked: {why}")
+            self.request_close(WS_4403_REVOKED, "access revoked")
+        else:
+            self.error(ErrorCode.UNAUTHORIZED, f"your access expired ({why}); reconnect with a fresh token")
+            self.request_close(WS_4401_TOKEN_EXPIRED, "access expired")
+
+    async def _op(self, message: SubmitOp) -> None:
         assert self.doc is not None
         seq = message.seq
         if self.expires is not None and time.time() >= self.expires:  # before the timer fires
-            self._expire()
-            return
+            await self._recheck(revoked=False, if_due=True)
+            if self.close_code is not None or self.doc is None:
+                return
         if self.role is not Role.WRITE:
             self.error(ErrorCode.READ_ONLY, f"your token grants read access to {self.doc_name!r}", seq)
             return

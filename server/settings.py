@@ -45,6 +45,9 @@ class Settings:
     # new one is refused (1013) before the process runs out of file descriptors.
     hello_timeout: float = 10.0
     max_connections: int = 10_000
+    # On SIGTERM, keep serving this long with /healthz at 503, so load balancers stop sending
+    # new clients here before the sockets close (1012) and their clients reconnect elsewhere.
+    drain_seconds: float = 0.0
     head_check_seconds: float = 2.0
     # Moving a cursor from an old revision to the head costs a step per component passed: one
     # cursor may cost at most this many, and a document spends at most this many a second.
@@ -59,6 +62,23 @@ class Settings:
     # Connections to Redis at most (per node on a cluster); a call past them waits, up to
     # redis_timeout, for one to be free, so a storm of reconnects queues instead of failing.
     redis_max_connections: int = 64
+    # Change hooks (server/hooks.py): a webhook POSTs committed ops, signed with the secret, to the
+    # URL; every hook reads the op log through its own consumer group, at least once, in order.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_name: str = "webhook"
+    webhook_timeout: float = 10.0
+    # Where a hook starts on a document it has never read: "first" (the first revision the log
+    # keeps) or "new" (the revisions committed from when it first hears of the document).
+    hook_start: str = "first"
+    # One delivery: up to this many events of one document and (past the first) this many bytes.
+    hook_batch: int = 100
+    hook_batch_bytes: int = 1_048_576
+    # Deliveries in flight at once per process; a failed one is retried after 0.5 s doubling to this.
+    hook_concurrency: int = 16
+    hook_retry_max_seconds: float = 60.0
+    # How often every document's log is scanned for undelivered revisions (notifications are lossy).
+    hook_scan_seconds: float = 30.0
     max_commit_retries: int = 20
     # Work one op may cause: components transformed while rebasing it through the history after
     # its base (each history op costs its components plus the op's). Past it: `too_large`.
@@ -101,6 +121,8 @@ class Settings:
             raise ValueError("ops_per_second, head_check_seconds and redis_timeout must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port}")
+        if self.drain_seconds < 0:
+            raise ValueError(f"drain_seconds must be 0 or more, got {self.drain_seconds}")
         if self.log_retention < 0:
             raise ValueError(f"log_retention must be 0 or more, got {self.log_retention}")
         refresh, ttl = self.presence_refresh_seconds, self.presence_ttl_seconds
@@ -109,6 +131,17 @@ class Settings:
                 "presence_max_components must be at least 1, and presence_refresh_seconds positive "
                 "and below presence_ttl_seconds"
             )
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret: every delivery is signed with it")
+        if self.hook_start not in ("first", "new"):
+            raise ValueError(f"hook_start must be 'first' or 'new', got {self.hook_start!r}")
+        if (
+            min(self.hook_batch, self.hook_batch_bytes, self.hook_concurrency) < 1
+            or min(self.webhook_timeout, self.hook_retry_max_seconds, self.hook_scan_seconds) <= 0
+        ):
+            raise ValueError(
+                "hook_batch, hook_batch_bytes, hook_concurrency and the hook times must be positive"
+            )
 
 
 FIELDS: dict[str, str] = {
@@ -116,7 +149,7 @@ FIELDS: dict[str, str] = {
     "port": "TCP port to listen on",
     "data_dir": "directory of the embedded Redis (append-only file); unused with a Redis URL",
     "redis_url": "use this Redis (redis://host:port/db or unix:///path) instead of the embedded one",
-    "redis_cluster": "the Redis URL is a node of a Redis Cluster (true/false)",
+    "redis_cluster": "the Redis URL is a node of a Redis Cluster",
     "fsync": "embedded Redis appendfsync: everysec (default) or always",
     "max_frame_bytes": "largest WebSocket frame or HTTP body accepted; larger closes with 4413",
     "max_doc_length": "longest document in code points; an op that would exceed it is refused",
@@ -132,6 +165,8 @@ FIELDS: dict[str, str] = {
     "window_bytes": "most bytes of recent ops one open document holds in memory (besides the 2048-op count)",
     "hello_timeout": "seconds a WebSocket may stay open without a hello (then closed with 4408)",
     "max_connections": "WebSocket connections one process accepts; past it a new one is closed with 1013",
+    "drain_seconds": "on SIGTERM, seconds to keep serving with /healthz at 503 before closing connections "
+    "(Ctrl-C or a second signal skips it)",
     "head_check_seconds": "how often open documents re-read their head from Redis",
     "presence_max_components": "components of ops one cursor may be moved through, and a document a second",
     "presence_refresh_seconds": "how often a process re-publishes its clients' cursors to the others",
@@ -139,6 +174,16 @@ FIELDS: dict[str, str] = {
     "redis_timeout": "seconds without a reply from Redis before an op is answered unavailable",
     "redis_max_connections": "connections to Redis at most (per cluster node); a call past them waits up to "
     "redis_timeout for one, then is answered unavailable",
+    "webhook_url": "POST every committed op to this URL (JSON, signed; README, Change hooks); unset: none",
+    "webhook_secret": "HMAC-SHA256 secret of the webhook's X-Tandem-Signature header (required with a URL)",
+    "webhook_name": "the webhook's name: its consumer group on each document's log (keep it across restarts)",
+    "webhook_timeout": "seconds the webhook receiver has to answer 2xx before the delivery is retried",
+    "hook_start": "where a hook starts on a document it never read: first (the oldest kept revision) or new",
+    "hook_batch": "most events of one document in one delivery",
+    "hook_batch_bytes": "most bytes of op frames in one delivery (the first event always goes)",
+    "hook_concurrency": "hook deliveries in flight at once per process",
+    "hook_retry_max_seconds": "longest wait between retries of a failed delivery (0.5 s, doubling)",
+    "hook_scan_seconds": "how often every document's log is checked for revisions no notification announced",
     "max_commit_retries": "retries of a commit that lost a race with another process",
     "max_rebase_components": "most components one op may be transformed through on its way to the head "
     "(an op further behind gets too_large: reload and redo)",
@@ -167,12 +212,25 @@ def _convert(field: dataclasses.Field[Any], raw: Any) -> Any:
         return str(raw) or None
     default = field.default
     if isinstance(default, bool):
-        return str(raw).lower() in ("1", "true", "yes")
+        return _boolean(raw)
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):
         return float(raw)
     return str(raw)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):  # a switch on the command line
+        return raw
+    word = str(raw).strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise ValueError(f"expected one of {', '.join(_TRUE)} or {', '.join(w for w in _FALSE if w)}")
+    return word in _TRUE
 
 
 def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -27,6 +27,7 @@ Nothing is acknowledged before Redis holds it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -271,6 +272,7 @@ class Submissions:
             max_retries=self.settings.max_commit_retries,
             max_rebase_components=self.settings.max_rebase_components,
         )
+        started = time.perf_counter()
         try:
             planned = await commit.run(group)
         except RetriesExhausted as e:
@@ -279,6 +281,7 @@ class Submissions:
         finally:
             self.metrics.inc("tandem_commit_retries_total", commit.retries)
         if planned:
+            self.metrics.observe("tandem_commit_duration_seconds", time.perf_counter() - started)
             self.metrics.inc("tandem_commits_total")
             self.metrics.inc("tandem_ops_committed_total", len(planned))
         for p in planned:

@@ -3,7 +3,7 @@
 
 import { loadUser, saveUser } from "./identity.js";
 import { PresenceOverlay } from "./presence.js";
-import { randomId, TandemClient } from "./tandem.js";
+import { CLOSE_REVOKED, randomId, TandemClient } from "./tandem.js";
 import { TextareaBinding } from "./textarea.js";
 import { UndoManager } from "./undo.js";
 
@@ -35,7 +35,11 @@ nameInput.value = user.name;
 swatch.style.background = user.color;
 
 const params = new URL(location.href).searchParams;
-const socketUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/${encodeURIComponent(doc)}`;
+// Tandem's root is the folder above this script's web/: "/" when served alone, "/collab/"
+// when mounted under a prefix. Every URL of the page is relative to it.
+const root = new URL("../", import.meta.url);
+const socketUrl = new URL(`ws/${encodeURIComponent(doc)}`, root);
+socketUrl.protocol = socketUrl.protocol === "https:" ? "wss:" : "ws:";
 const undo = new UndoManager();
 const overlay = new PresenceOverlay(textarea);
 const redraw = () => overlay.update(
@@ -44,7 +48,7 @@ const redraw = () => overlay.update(
 );
 
 const client = new TandemClient({
-  url: socketUrl,
+  url: socketUrl.href,
   user,
   token: params.get("token"),
   on: {
@@ -66,6 +70,7 @@ const client = new TandemClient({
     },
     error(e) {
       if (e.type === "Diverged") say(`Reloading the document: ${e.detail}`);
+      else if (e.type === "Closed" && e.code === CLOSE_REVOKED) say("Your access to this document was revoked.");
       else if (e.type === "Closed") say(`The server closed the connection (${e.code}): ${e.reason}`);
       else if (!e.retryable) say(`The server refused: ${e.message}`);
     },

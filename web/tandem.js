@@ -11,7 +11,8 @@
 //
 // `token` is a string, or a function (it may return a promise) called before every
 // connection: the server closes a connection when its token expires (4401), and the client
-// comes back with a fresh one.
+// comes back with a fresh one. A connection whose access was revoked (4403) is not retried:
+// the client stops, with the status "revoked".
 
 import { ClientSession, Phase } from "./client.js";
 
@@ -20,6 +21,7 @@ const PING_EVERY_MS = 15000;
 const SILENT_LIMIT_MS = 45000; // no frame for this long: the connection is dead
 const PRESENCE_DELAY_MS = 30; // selection changes in one burst share one presence message
 export const CLOSE_TOKEN_EXPIRED = 4401;
+export const CLOSE_REVOKED = 4403;
 
 /** A random id of the protocol's alphabet, for client ids and document names. */
 export function randomId(prefix = "", length = 10) {
@@ -192,6 +194,11 @@ export class TandemClient {
       if (this.ws !== ws) return;
       // 4xxx: the server closed on purpose (a frame too large, ...); say why, then retry
       if (event && event.code >= 4000) this.on.error({ type: "Closed", code: event.code, reason: event.reason });
+      if (event && event.code === CLOSE_REVOKED) {
+        this.stop(); // coming back would only be refused again
+        this.setStatus("revoked");
+        return;
+      }
       this.dropSocket();
       this.reconnectSoon();
     };

@@ -92,6 +92,8 @@ def genesis(doc: str) -> Snapshot:
 
 # A listener gets (doc, message bytes): a committed op frame, or presence from another process.
 Listener = Callable[[str, bytes], Awaitable[None]]
+# A message of the control channel, shared by every process on one store.
+ControlListener = Callable[[bytes], Awaitable[None]]
 
 
 class OpStore(Protocol):
@@ -132,6 +134,15 @@ class OpStore(Protocol):
 
     def start_listening(self, listener: Listener) -> None:
         """Pass what other processes publish on subscribed documents to ``listener``."""
+        ...
+
+    def listen_control(self, listener: ControlListener) -> None:
+        """Pass what any process publishes with `publish_control` (this one too) to ``listener``,
+        from `start_listening` on."""
+        ...
+
+    async def publish_control(self, message: bytes) -> None:
+        """Tell every process on this store (e.g. a revocation: server/embed.py)."""
         ...
 
     async def subscribe(self, doc: str) -> None: ...

@@ -13,6 +13,14 @@ one node and the commit script may touch all of them:
 - ``tandem:{doc}:snaps``    Hash rev -> Snapshot frame; ``tandem:{doc}:snaprevs`` ZSet of those revs.
 - channel ``tandem:{doc}:events``: the committed op frames of one commit, newline-separated
                             (compact JSON holds no raw newline), and presence as ``<process id> <frame>``.
+- channel ``tandem:control``: messages to every process, such as a revocation (server/embed.py).
+
+Change hooks (server/hooks.py) read the log itself, so they add only:
+
+- consumer group ``<hook name>`` on ``tandem:{doc}:log``, one consumer ``tandem``: where that hook
+                            has read the document to, and the revisions delivered but not acknowledged.
+- ``tandem:{doc}:hook:<hook name>``  String: the runner draining that hook on that document
+                            (SET NX PX, a lease), so one process at a time delivers it, in order.
 
 Why a Lua script and not a bare XADD with an explicit id: the id alone guards the head,
 but exactly-once needs the client's last seq checked and recorded in the same atomic step.
@@ -26,12 +34,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tandem.ot.operation import apply
@@ -40,6 +48,7 @@ from tandem.server.store.base import (
     PAGE_BYTES,
     ClientRecord,
     CommitResult,
+    ControlListener,
     Head,
     HistoryGone,
     Listener,
@@ -59,6 +68,9 @@ _UNREACHABLE = (OSError, RedisConnectionError, RedisTimeoutError)
 
 # Work (see text_at) done between two turns of the event loop: ~10 ms.
 _APPLY_SLICE = 20_000
+
+CONTROL_CHANNEL = "tandem:control"
+_CONTROL_BYTES = CONTROL_CHANNEL.encode()
 
 # How long the listener waits for a message while holding the pub/sub connection.
 _LISTEN_POLL_SECONDS = 0.05
@@ -165,6 +177,25 @@ end
 """
 
 
+# KEYS: lease; ARGV: holder, milliseconds. Take the lease when free, extend it when ours: 1, else 0.
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lease; ARGV: holder. Give the lease back only when it is still ours.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# The one consumer of every hook group: the lease, not the consumer name, decides who reads,
+# so a process that died leaves its unacknowledged entries to whoever takes the lease next.
+HOOK_CONSUMER = "tandem"
+
+
 class Keys:
     """The key names of one document."""
 
@@ -177,6 +208,10 @@ class Keys:
         self.snaps = prefix + "snaps"
         self.snaprevs = prefix + "snaprevs"
         self.channel = prefix + "events"
+        self.prefix = prefix
+
+    def hook_lease(self, hook: str) -> str:
+        return self.prefix + "hook:" + hook
 
     def commit_keys(self) -> list[str]:
         return [self.head, self.log, self.clients, self.snaps, self.snaprevs]
@@ -276,10 +311,13 @@ class RedisOpStore:
         self._commit = self.redis.register_script(COMMIT)
         self._ops_page = self.redis.register_script(OPS_PAGE)
         self._claim = self.redis.register_script(CLAIM)
+        self._lease = self.redis.register_script(LEASE)
+        self._release = self.redis.register_script(RELEASE)
         self._channels: set[str] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._pubsub_lock = asyncio.Lock()
         self._listen_task: asyncio.Task[None] | None = None
+        self._control: ControlListener | None = None
 
     # -- commits and reads --------------------------------------------------------------
 
@@ -394,11 +432,87 @@ class RedisOpStore:
         owner = await self._claim(keys=[Keys(doc).owners], args=[client, subject or ""])
         return None if owner is None else bytes(owner).decode()
 
+    # -- change hooks (server/hooks.py): a consumer group per hook on each log ------------
+
+    async def hook_docs(self, count: int = 1000) -> AsyncIterator[str]:
+        """Every document that has a log (on a cluster, on every master), a SCAN page at a time."""
+        try:
+            async for key in self.redis.scan_iter(match="tandem:*:log", count=count, _type="stream"):
+                yield doc_of_channel(key)
+        except _UNREACHABLE as e:
+            raise StoreUnavailable(f"{type(e).__name__}: {e}") from e
+
+    @_unavailable_when_unreachable
+    async def hook_join(self, doc: str, hook: str, after: int | None) -> bool:
+        """Create ``hook``'s group on the log of ``doc``, to read the revisions after ``after``
+        (None: those committed from now on). False when it exists: its position is kept."""
+        start = "$" if after is None else _entry_id(after) if after > 0 else "0"
+        try:
+            await self.redis.xgroup_create(Keys(doc).log, hook, id=start, mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" in str(e):
+                return False
+            raise
+        return True
+
+    @_unavailable_when_unreachable
+    async def hook_lease(self, doc: str, hook: str, holder: str, ms: int) -> bool:
+        """Take or extend the lease on delivering ``hook`` for ``doc``; False: another holds it."""
+        return bool(await self._lease(keys=[Keys(doc).hook_lease(hook)], args=[holder, ms]))
+
+    @_unavailable_when_unreachable
+    async def hook_release(self, doc: str, hook: str, holder: str) -> None:
+        await self._release(keys=[Keys(doc).hook_lease(hook)], args=[holder])
+
+    @_unavailable_when_unreachable
+    async def hook_position(self, doc: str, hook: str) -> tuple[int, int, int] | None:
+        """(last revision handed to ``hook``, revisions pending on it, head revision), or None
+        when the hook has no group on ``doc`` yet."""
+        keys = Keys(doc)
+        try:
+            groups = await self.redis.xinfo_groups(keys.log)
+        except ResponseError:  # no log at all
+            return None
+        rev = await self.redis.hget(keys.head, "rev")
+        head = int(rev) if rev is not None else 0
+        for group in groups:
+            if group["name"] == hook.encode():
+                last = int(group["last-delivered-id"].split(b"-")[0])
+                return last, int(group["pending"]), head
+        return None
+
+    @_unavailable_when_unreachable
+    async def hook_read(
+        self, doc: str, hook: str, count: int, pending: bool
+    ) -> list[tuple[int, bytes | None]]:
+        """Up to ``count`` (revision, frame) of ``hook`` on ``doc``, in order: those handed out but
+        not acknowledged (``pending``), else the next ones. A frame is None when retention
+        trimmed that revision from the log before it was acknowledged."""
+        reply = await self.redis.xreadgroup(
+            hook, HOOK_CONSUMER, {Keys(doc).log: "0" if pending else ">"}, count=count
+        )
+        if not reply:
+            return []
+        entries = reply[0][1]
+        return [(int(id_.split(b"-")[0]), fields[b"r"] if fields else None) for id_, fields in entries]
+
+    @_unavailable_when_unreachable
+    async def hook_ack(self, doc: str, hook: str, revs: Sequence[int]) -> None:
+        if revs:
+            await self.redis.xack(Keys(doc).log, hook, *(_entry_id(r) for r in revs))
+
     # -- between processes --------------------------------------------------------------
 
     @_unavailable_when_unreachable
     async def publish(self, doc: str, message: bytes) -> None:
         await self.redis.publish(Keys(doc).channel, message)
+
+    def listen_control(self, listener: ControlListener) -> None:
+        self._control = listener
+
+    @_unavailable_when_unreachable
+    async def publish_control(self, message: bytes) -> None:
+        await self.redis.publish(CONTROL_CHANNEL, message)
 
     async def subscribe(self, doc: str) -> None:
         channel = Keys(doc).channel
@@ -447,13 +561,20 @@ class RedisOpStore:
             try:
                 async with self._pubsub_lock:
                     # a channel of its own keeps the connection subscribed when no document is open
-                    await pubsub.subscribe("tandem:process", *self._channels)
+                    await pubsub.subscribe("tandem:process", CONTROL_CHANNEL, *self._channels)
                     self._pubsub = pubsub
                 while True:
                     # a short wait: a subscription waits for the lock at most this long
                     async with self._pubsub_lock:
                         message = await pubsub.get_message(timeout=_LISTEN_POLL_SECONDS)
                     if message is None or message["type"] != "message":
+                        continue
+                    if message["channel"] == _CONTROL_BYTES:
+                        if self._control is not None:
+                            try:
+                                await self._control(message["data"])
+                            except Exception:
+                                log.exception("control listener failed")
                         continue
                     doc = doc_of_channel(message["channel"])
                     try:

@@ -103,7 +103,7 @@ def test_two_servers_on_the_cluster_converge_on_many_documents(
 ) -> None:
     docs = [f"spread-{i}" for i in range(12)]
     root = tmp_path_factory.mktemp("cluster-servers")
-    with Deployment(root, 2, redis_url=cluster.url, extra_args=("--redis-cluster", "true")) as d:
+    with Deployment(root, 2, redis_url=cluster.url, extra_args=("--redis-cluster",)) as d:
         clients = {(doc, side): Raw(url, doc) for doc in docs for side, url in enumerate(d.ws_urls)}
         try:
             for (_, side), raw in clients.items():

@@ -88,7 +88,8 @@ def test_verify_accepts_an_intact_chain_and_finds_a_corrupted_record(
 
 def test_health_metrics_and_home_page(tandem: ServerProcess) -> None:
     status, raw = http_get(f"{tandem.http_url}/healthz")
-    assert status == 200 and json.loads(raw)["redis"] is True
+    assert status == 200 and json.loads(raw) == {"status": "ok", "redis": True, "draining": False}
+    assert http_get(f"{tandem.http_url}/livez")[0] == 200
     status, raw = http_get(f"{tandem.http_url}/metrics")
     assert status == 200 and b"# TYPE tandem_ops_committed_total counter" in raw
     status, raw = http_get(f"{tandem.http_url}/")
@@ -103,7 +104,9 @@ def test_healthz_is_503_while_redis_is_down(tmp_path: object) -> None:
     try:
         server.start()
         own.kill()
-        assert http_get(f"{server.http_url}/healthz")[0] == 503
+        status, raw = http_get(f"{server.http_url}/healthz")
+        assert status == 503 and json.loads(raw)["status"] == "redis_unreachable"
+        assert http_get(f"{server.http_url}/livez")[0] == 200, "Redis down is no reason to restart"
         own.start()
         assert http_get(f"{server.http_url}/healthz")[0] == 200
     finally:
