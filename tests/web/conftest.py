@@ -30,9 +30,10 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}; install Debian's chromium or set TANDEM_CHROMIUM to run the browser tests")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for the browser tests, stopped when they are done: Playwright's sync
+    API keeps an event loop running in this thread, and asyncio.run() in tests after would fail."""
     path = find_chromium()
     if path is None:
         _missing("no Chromium found (looked at TANDEM_CHROMIUM, /usr/bin/chromium and PATH)")

@@ -13,7 +13,8 @@ import pytest
 from tests.web.conftest import ROOT
 
 PUBLIC = [
-    "TandemClient", "randomId", "CLOSE_TOKEN_EXPIRED", "CLOSE_REVOKED", "Retain", "Insert", "Delete", "insertOp", "deleteOp",
+    "TandemClient", "randomId", "CLOSE_TOKEN_EXPIRED", "CLOSE_REVOKED",
+    "Retain", "Insert", "Delete", "insertOp", "deleteOp",
     "replaceOp", "replacement", "apply", "compose", "transform", "invert", "normalize", "IDENTITY",
     "InvalidOperation", "transformCursor", "transformIndex", "codePointLength", "toCodePoint", "toUtf16",
     "UndoManager", "peerColor", "peerName", "PresenceOverlay", "loadUser", "saveUser", "TextareaBinding",
