@@ -112,12 +112,16 @@ class Snapshot(_ServerMessage, frozen=True, tag="snapshot"):
     hash: HexHash
 
 
-class CommittedOp(_ServerMessage, frozen=True, tag="op"):
+class CommittedOp(_ServerMessage, frozen=True, tag="op", omit_defaults=True):
+    """``time``: when the server committed it (ms since the epoch, its own clock). Not part of
+    the hashed record, and absent from ops committed before servers stamped it."""
+
     rev: int
     client: str
     seq: int
     ops: Operation
     hash: HexHash
+    time: int | None = None
 
 
 class Ready(_ServerMessage, frozen=True, tag="ready"):

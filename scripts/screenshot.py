@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Take the README's screenshot: two editor pages side by side, each showing the other's cursor.
+"""Take the README's screenshots: two editor pages side by side, each showing the other's
+cursor (docs/screenshot.png); the editor page with its history panel open on an earlier
+revision (docs/screenshot-history.png); the same document in the CodeMirror page
+(docs/screenshot-codemirror.png).
 
 Needs a running server and a Chromium (as the browser tests do):
 
     ./scripts/serve &
-    .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:8000 --out docs/screenshot.png
+    .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -22,17 +25,42 @@ from playwright.sync_api import sync_playwright
 from tandem.testing.chromium import CHROMIUM_ARGS, find_chromium
 
 VIEWPORT = {"width": 620, "height": 430}
+WIDE = {"width": 1040, "height": 470}
 
 
-def _open(browser: Any, url: str, name: str, color: str) -> Any:
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2)
+def _open(
+    browser: Any, url: str, name: str, color: str, viewport: dict[str, int] = VIEWPORT, focus: str = "#editor"
+) -> Any:
+    context = browser.new_context(viewport=viewport, device_scale_factor=2)
     user = json.dumps({"name": name, "color": color})
     context.add_init_script(f"localStorage.setItem('tandem.user', {json.dumps(user)})")
     page = context.new_page()
     page.goto(url)
     page.wait_for_function("window.tandem && window.tandem.state === 'connected'")
-    page.click("#editor")
+    page.click(focus)
     return page
+
+
+def _history(browser: Any, url: str, rev: int, out: str) -> None:
+    """The editor page with the history panel open on revision ``rev``."""
+    page = _open(browser, url, "Lin", "#2e7d32", WIDE)
+    page.click("#history-toggle")
+    page.fill("#history-slider", str(rev))
+    page.wait_for_function(
+        "(rev) => window.tandem.history.shown && window.tandem.history.shown.rev === rev"
+        " && !document.getElementById('history').dataset.loading",
+        arg=rev,
+    )
+    page.screenshot(path=out)
+    page.context.close()
+
+
+def _codemirror(browser: Any, url: str, out: str) -> None:
+    """The same document in web/cm.html, the others' carets drawn."""
+    page = _open(browser, url, "Lin", "#2e7d32", WIDE, focus=".cm-content")
+    page.wait_for_function("document.querySelectorAll('.cm-tandem-name').length >= 2")
+    page.screenshot(path=out)
+    page.context.close()
 
 
 def _settle(*pages: Any) -> None:
@@ -48,19 +76,29 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server (default: %(default)s)")
-    parser.add_argument("--out", default="docs/screenshot.png", help="where to write (default: %(default)s)")
+    parser.add_argument("--out", default="docs/screenshot.png", help="two pages (default: %(default)s)")
+    parser.add_argument(
+        "--history-out",
+        default="docs/screenshot-history.png",
+        help="the history panel (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--codemirror-out", default="docs/screenshot-codemirror.png", help="CodeMirror (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
         print("no Chromium found: install Debian's chromium or set TANDEM_CHROMIUM", file=sys.stderr)
         return 1
-    url = f"{args.url.rstrip('/')}/?doc=screenshot-{secrets.token_hex(3)}"
+    doc = f"screenshot-{secrets.token_hex(3)}"
+    url = f"{args.url.rstrip('/')}/?doc={doc}"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         ada = _open(browser, url, "Ada", "#1e88e5")
         grace = _open(browser, url, "Grace", "#d81b60")
         ada.keyboard.type("Meeting notes\n\n- ship the editor 😀\n- fix the flaky test\n")
         _settle(ada, grace)
+        before_grace = ada.evaluate("window.tandem.rev")
         grace.keyboard.press("Control+End")
         grace.keyboard.type("- write the release notes\n")
         _settle(ada, grace)
@@ -97,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         sheet.wait_for_function("[...document.images].every((i) => i.complete)")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         sheet.screenshot(path=args.out)
+        sheet.close()
+        _history(browser, url, before_grace, args.history_out)
+        _codemirror(browser, f"{args.url.rstrip('/')}/web/cm.html?doc={doc}", args.codemirror_out)
         browser.close()
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}, {args.history_out} and {args.codemirror_out}")
     return 0
 
 

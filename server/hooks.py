@@ -44,7 +44,9 @@ class ChangeEvent(msgspec.Struct, frozen=True):
     """One committed revision of one document, as a hook receives it.
 
     ``gap``: revisions right before this one that the log no longer held when the hook came to
-    read them (trimmed by ``--log-retention``); 0 when nothing was missed.
+    read them (trimmed by ``--log-retention``); 0 when nothing was missed. ``time``: when it was
+    committed, in milliseconds since the epoch (the server's clock); None for ops committed
+    before servers recorded it.
     """
 
     doc: str
@@ -54,6 +56,7 @@ class ChangeEvent(msgspec.Struct, frozen=True):
     ops: Operation
     hash: str
     gap: int = 0
+    time: int | None = None
 
 
 Deliver = Callable[[list[ChangeEvent]], Awaitable[None]]
@@ -299,7 +302,7 @@ class HookRunner:
                             rev - 1,
                             doc,
                         )
-                    events.append(ChangeEvent(doc, op.rev, op.client, op.seq, op.ops, op.hash, gap))
+                    events.append(ChangeEvent(doc, op.rev, op.client, op.seq, op.ops, op.hash, gap, op.time))
                     gap = 0
                     size += len(frame)
                     if size >= settings.hook_batch_bytes:

@@ -27,6 +27,7 @@ Nothing is acknowledged before Redis holds it.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -138,8 +139,12 @@ def plan(
     rebased: Rebased,
     prev: Planned | None,
     max_doc_length: int,
+    now_ms: int | None = None,
 ) -> Planned:
-    """Place one rebased submission after the head (or after the previous planned op of this group)."""
+    """Place one rebased submission after the head (or after the previous planned op of this group).
+
+    ``now_ms``: the commit time stamped on the op (ms since the epoch), outside its hash.
+    """
     text = prev.text if prev is not None else doc.text
     prev_hash = prev.stored.op.hash if prev is not None else doc.hash
     rev = (prev.stored.op.rev if prev is not None else doc.rev) + 1
@@ -162,7 +167,7 @@ def plan(
     op_hash = next_hash(prev_hash, rev, submission.client, submission.seq, rebased.ops)
     return Planned(
         submission,
-        StoredOp.of(CommittedOp(rev, submission.client, submission.seq, rebased.ops, op_hash)),
+        StoredOp.of(CommittedOp(rev, submission.client, submission.seq, rebased.ops, op_hash, now_ms)),
         new_text,
     )
 
@@ -207,6 +212,9 @@ async def rebase_bounded(
                 await asyncio.sleep(0)
     return Rebased(ops, delta)
 
+
+# The longest random wait before the second retry of a commit; it doubles with each retry after.
+RETRY_JITTER_SECONDS = 0.001
 
 # Components a rebase works through between two turns of the event loop (~10 ms of CPU).
 REBASE_SLICE = 20_000
@@ -388,6 +396,10 @@ class _GroupCommit:
         self.retries += 1
         if self.retries > self.max_retries:
             raise RetriesExhausted(f"{self.doc.name}: the head moved {self.retries} times during one commit")
+        if self.retries > 1:
+            # Lost again: two processes committing to one document in step would keep colliding
+            # (each catching up while the other commits); a random wait, growing, breaks the step.
+            await asyncio.sleep(random.uniform(0, min(RETRY_JITTER_SECONDS * 2 ** (self.retries - 2), 0.02)))
         await self.doc.catch_up()
 
     def _unanswered(self, submissions: list[Submission]) -> list[Submission]:
@@ -397,6 +409,7 @@ class _GroupCommit:
     async def _plan_all(self, pending: list[Submission], caught_up: bool) -> list[Planned]:
         """Plan every submission still unanswered; raises `_NeedsCatchUp` when the log is ahead."""
         planned: list[Planned] = []
+        now_ms = time.time_ns() // 1_000_000  # one commit time for the whole group
         for submission in self._unanswered(pending):
             if submission.base > self.doc.rev:
                 if not caught_up:  # the client saw a revision this process has not heard of yet
@@ -422,7 +435,14 @@ class _GroupCommit:
                 continue
             try:
                 planned.append(
-                    plan(self.doc, submission, rebased, planned[-1] if planned else None, self.max_doc_length)
+                    plan(
+                        self.doc,
+                        submission,
+                        rebased,
+                        planned[-1] if planned else None,
+                        self.max_doc_length,
+                        now_ms,
+                    )
                 )
             except Refusal as r:
                 if not await self._answer_committed(submission):  # rule 6

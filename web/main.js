@@ -1,7 +1,9 @@
 // The editor page: a textarea bound to a TandemClient, with others' cursors, a status
 // line, undo of one's own edits and a warning before leaving with unsent edits.
 
+import { HistoryPanel } from "./history.js";
 import { loadUser, saveUser } from "./identity.js";
+import { replacement } from "./operation.js";
 import { PresenceOverlay } from "./presence.js";
 import { CLOSE_REVOKED, randomId, TandemClient } from "./tandem.js";
 import { TextareaBinding } from "./textarea.js";
@@ -59,12 +61,16 @@ const client = new TandemClient({
       redraw();
     },
     caughtUp() {
+      historyPanel.headMoved();
       textarea.readOnly = false;
       textarea.placeholder = "Type here. Open this address in another tab to edit together.";
       client.setCursor(binding.selection());
     },
     presence: () => redraw(),
-    status: (status) => showStatus(status),
+    status(status) {
+      showStatus(status);
+      historyPanel.headMoved();
+    },
     lost(ops, reason) {
       say(`${ops.length === 1 ? "An edit" : "Some edits"} could not be saved (${reason}).`);
     },
@@ -94,6 +100,35 @@ function applyOwn(op) {
   client.setCursor(binding.selection());
   redraw();
 }
+
+/** Make the text `text` again with one own edit (a new revision; undo takes it back). */
+function restoreText(text) {
+  binding.sync();
+  const op = replacement(binding.text, text);
+  if (!op.length) return;
+  undo.recordEdit(op, binding.text);
+  applyOwn(op);
+}
+
+const historyPanel = new HistoryPanel({
+  root,
+  doc,
+  token: params.get("token"),
+  client,
+  restore: restoreText,
+  els: {
+    panel: $("history"),
+    toggle: $("history-toggle"),
+    slider: $("history-slider"),
+    label: $("history-label"),
+    meta: $("history-meta"),
+    view: $("history-view"),
+    prev: $("history-prev"),
+    next: $("history-next"),
+    restore: $("history-restore"),
+    error: $("history-error"),
+  },
+});
 
 function undoOrRedo(redo) {
   binding.sync(); // a change the input event has not reported yet goes first
@@ -164,6 +199,7 @@ window.tandem = {
   client,
   binding,
   undo,
+  history: historyPanel,
   doc,
   get text() { return client.text; },
   get rev() { return client.rev; },
