@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -46,13 +47,18 @@ def serve_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="server log level (default: info)",
     )
+    # set by the supervisor of --workers for each worker (server/workers.py), not by hand
+    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # one socket per worker on one port (server/workers.py)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -61,19 +67,28 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(argv: Sequence[str]) -> int:
     args = serve_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "log_level"}
+    flags = {k: v for k, v in vars(args).items() if k not in ("log_level", "listen_fd", "worker_index")}
     try:
         settings = load(flags)
     except ValueError as e:
         print(f"tandem serve: {e}", file=sys.stderr)
         return 2
+    if settings.workers > 1 and args.listen_fd is None:
+        from tandem.server.workers import supervise
+
+        return supervise(settings, argv)
     import uvicorn
 
     from tandem.server.app import create_app
     from tandem.server.drain import DrainingServer
 
+    worker = args.worker_index
     try:
-        sock = bind(settings.host, settings.port)
+        sock = (
+            socket.socket(fileno=args.listen_fd)
+            if args.listen_fd is not None
+            else bind(settings.host, settings.port)
+        )
     except OSError as e:
         print(f"tandem serve: cannot listen on {settings.host}:{settings.port}: {e}", file=sys.stderr)
         return 1
@@ -83,6 +98,9 @@ def serve(argv: Sequence[str]) -> int:
     def ready() -> None:
         from tandem.server.auth import access_notice
 
+        if worker:  # the supervisor said where and who may edit
+            print(f"worker {worker} (pid {os.getpid()}) ready", flush=True)
+            return
         print(f"listening on http://{shown_host}:{port}", flush=True)
         print(access_notice(settings.secret, settings.allowed_origins), flush=True)
 
@@ -100,6 +118,8 @@ def serve(argv: Sequence[str]) -> int:
         # past the WebSocket cap, room for health checks and HTTP; beyond it uvicorn answers 503
         limit_concurrency=settings.max_connections + 256,
         lifespan="on",
+        # which worker of `--workers` answered (each has its own /metrics)
+        headers=[("x-tandem-worker", str(worker))] if worker else None,
     )
     if args.log_level != "debug":
         logging.getLogger("uvicorn.error").addFilter(_per_connection_lines)

@@ -48,6 +48,9 @@ class Settings:
     # On SIGTERM, keep serving this long with /healthz at 503, so load balancers stop sending
     # new clients here before the sockets close (1012) and their clients reconnect elsewhere.
     drain_seconds: float = 0.0
+    # Processes serving one port (server/workers.py): a supervisor shares the port and Redis
+    # among them and restarts one that dies; 1 is a single process with no supervisor.
+    workers: int = 1
     head_check_seconds: float = 2.0
     # Moving a cursor from an old revision to the head costs a step per component passed: one
     # cursor may cost at most this many, and a document spends at most this many a second.
@@ -105,6 +108,7 @@ class Settings:
             "answer_max_bytes",
             "window_bytes",
             "max_connections",
+            "workers",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -167,6 +171,7 @@ FIELDS: dict[str, str] = {
     "max_connections": "WebSocket connections one process accepts; past it a new one is closed with 1013",
     "drain_seconds": "on SIGTERM, seconds to keep serving with /healthz at 503 before closing connections "
     "(Ctrl-C or a second signal skips it)",
+    "workers": "server processes on the one port, sharing one Redis; a supervisor restarts one that dies",
     "head_check_seconds": "how often open documents re-read their head from Redis",
     "presence_max_components": "components of ops one cursor may be moved through, and a document a second",
     "presence_refresh_seconds": "how often a process re-publishes its clients' cursors to the others",

@@ -1,10 +1,12 @@
 """Tandem against ShareDB on the peer kit's workloads, back to back on this machine.
 
-    scripts/bench/run                       # the full table (about 6 minutes on 2 cores)
+    scripts/bench/run                       # the full table (about 8 minutes on 2 cores)
     scripts/bench/run --quick               # small sizes: checks the harness end to end in ~2 minutes
     scripts/bench/run --only hot32 --reps 3 # some workloads, medians of 3
     scripts/bench/run --report bench-results/2026-...jsonl   # print the table of an earlier run
     scripts/bench/run --profile hot32       # where Tandem's time goes (py-spy), top frames
+    scripts/bench/run --only scale --workers 1,2          # tandem serve --workers 1, then 2
+    scripts/bench/run --only traces --trace-limit 20000   # real editing traces, first 20,000 keystrokes
 
 Raw results go to bench-results/<time>.jsonl, the table to bench-results/<time>.md and stdout.
 """
@@ -23,11 +25,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import kit, memory, microbench, report, spy, workloads
+from . import kit, memory, microbench, report, spy, traces, workloads
 from .procs import idle_other_cpu
 from .servers import ROOT, SERVERS
 
-ALL = ["hot8", "hot32", "many", "join20k", "join200k", "authors", "scale", "memory", "transform"]
+ALL = ["hot8", "hot32", "many", "join20k", "join200k", "authors", "scale", "memory", "transform", "traces"]
+QUICK_TRACE_LIMIT = 2000
 BUSY_LIMIT = 0.05  # cores used by others above which a run is for debugging only
 
 
@@ -53,10 +56,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--authors-seconds", type=float, default=10.0, help="length of each authors step")
     p.add_argument("--authors-start", type=int, default=100, help="first N of the authors ladder")
     p.add_argument(
+        "--workers",
         "--scale",
+        dest="scale",
         type=lambda t: [int(x) for x in _csv(t)],
         default=[1, 2],
-        help="Tandem process counts for the scaling run (default 1,2)",
+        help="worker counts of `tandem serve --workers N` for the scaling run (default 1,2)",
+    )
+    p.add_argument("--trace-dir", type=Path, default=traces.DEFAULT_DIR, help="the editing traces folder")
+    p.add_argument(
+        "--traces",
+        type=_csv,
+        default=list(traces.NAMES),
+        help=f"traces to stream (default {','.join(traces.NAMES)})",
+    )
+    p.add_argument(
+        "--trace-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"stream only the first N keystrokes of each trace (0: all; --quick: {QUICK_TRACE_LIMIT})",
     )
     p.add_argument("--memory-n", type=int, default=1000, help="connections / documents of the memory run")
     p.add_argument("--tandem-arg", action="append", default=[], help="extra argument to `tandem serve`")
@@ -183,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             keep(partial(memory.memory, b, server, args.memory_n), f"memory {server}")
     if "transform" in args.only:
         keep(partial(microbench.transform, b), "transform all")
+    if "traces" in args.only:
+        limit = args.trace_limit or (QUICK_TRACE_LIMIT if args.quick else 0)
+        for name in args.traces:
+            trace = traces.load(args.trace_dir / f"{name}.json.gz", limit)
+            for server in [s for s in args.servers if s in ("sharedb", "tandem")]:
+                keep(partial(workloads.trace_run, b, server, trace), f"traces {server}")
     text = report.render(records, header(args, idle, stamp))
     (args.out / f"{stamp}.md").write_text(text)
     print(text)

@@ -270,9 +270,10 @@ def scaling_table(records: list[Result]) -> list[str]:
         return []
     base = runs[0].get("edits_per_s")
     lines = [
-        "| Tandem processes (one Redis) | committed edits/s (sum over loadgens) | vs 1 process "
-        "| ack p99 ms (worst) | loadgen CPU (sum) | other CPU | converged |",
-        "|---|---|---|---|---|---|---|",
+        "| `tandem serve --workers` | committed edits/s (sum over loadgens) | vs 1 worker "
+        "| ack p99 ms (worst) | server CPU: workers / Redis (cores) | us of CPU per edit: workers / Redis "
+        "| loadgen CPU (sum) | other CPU | converged |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         error = f" error: {str(r['error'])[:150]}" if r.get("error") else ""
@@ -281,9 +282,63 @@ def scaling_table(records: list[Result]) -> list[str]:
             fmt(r.get("edits_per_s")),
             fmt_ratio(ratio(r.get("edits_per_s"), base)),
             fmt(r.get("lat_p99_ms")),
+            f"{fmt(r.get('server_cores'))} / {fmt(r.get('redis_cores'))}",
+            f"{fmt(r.get('server_us_per_edit'))} / {fmt(r.get('redis_us_per_edit'))}",
             fmt(r.get("loadgen_cpu_util")),
             fmt(r.get("other_cpu_util")),
             f"{r.get('converged')}{error}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def trace_rows(records: list[Result]) -> dict[str, dict[str, Result]]:
+    """trace -> server -> its run (the last one of each)."""
+    out: dict[str, dict[str, Result]] = {}
+    for r in records:
+        if r.get("name") == "traces" and r.get("trace"):
+            out.setdefault(str(r["trace"]), {})[str(r["server"])] = r
+    return out
+
+
+def traces_table(records: list[Result]) -> list[str]:
+    rows = trace_rows(records)
+    if not rows:
+        return []
+    lines = [
+        "| trace | keystrokes | keystrokes/s ShareDB / Tandem | Tandem/ShareDB "
+        "| ops committed ShareDB / Tandem (keystrokes per op) | time to final text s ShareDB / Tandem "
+        "| typing s ShareDB / Tandem | server CPU s ShareDB / Tandem | client CPU s ShareDB / Tandem "
+        "| other CPU | final text = endContent |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by in rows.items():
+        d, t = by.get("sharedb", {}), by.get("tandem", {})
+        first = t or d
+        keys = f"{first.get('keystrokes', 0):,}"
+        if first.get("keystrokes") != first.get("trace_keystrokes"):
+            keys += f" of {first.get('trace_keystrokes', 0):,}"
+
+        def pair(key: str, row_d: Result = d, row_t: Result = t) -> str:
+            return f"{fmt(row_d.get(key))} / {fmt(row_t.get(key))}"
+
+        def ops(x: Result) -> str:
+            return f"{fmt(x.get('ops'))} ({fmt(x.get('keystrokes_per_op'))})"
+
+        errors = "; ".join(str(x["error"])[:150] for x in (d, t) if x.get("error"))
+        others = [float(x["other_cpu_util"]) for x in (d, t) if x.get("other_cpu_util") is not None]
+        cells = [
+            name,
+            keys,
+            pair("keystrokes_per_s"),
+            fmt_ratio(ratio(t.get("keystrokes_per_s"), d.get("keystrokes_per_s"))),
+            f"{ops(d)} / {ops(t)}",
+            pair("final_s"),
+            pair("typed_s"),
+            pair("server_cpu_s"),
+            pair("client_cpu_s"),
+            fmt(max(others)) if others else "n/a",
+            f"{d.get('matches')} / {t.get('matches')}" + (f" errors: {errors}" if errors else ""),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -339,9 +394,10 @@ def render(records: list[Result], header: list[str]) -> str:
         ("Throughput and acknowledgement latency", workload_table(records)),
         ("Join", join_table(records)),
         ("Authors typing into one document (2 keystrokes/s each)", authors_table(records)),
-        ("Many documents over several Tandem processes", scaling_table(records)),
+        ("Many documents over several Tandem workers (one port, one Redis)", scaling_table(records)),
         ("Memory", memory_table(records)),
         ("OT core micro-benchmark", transform_table(records)),
+        ("Real editing traces, one client each, as fast as acks allow", traces_table(records)),
     ]
     errors = [
         f"- {r.get('name')} {r.get('server', '')}: {str(r['error'])[:300]}" for r in records if r.get("error")

@@ -1,9 +1,9 @@
 """Starting and stopping the servers under test: ShareDB and ot.js from the kit, and Tandem.
 
 Tandem runs in its real configuration: `tandem serve` with a fresh data dir starts its embedded
-Redis with the append-only file on. For the multi-process run, one Redis (the same binary and
-durability) is started here and N `tandem serve --redis-url` processes share it. Tandem's
-processes are those of the tests (`tandem.testing.harness`).
+Redis with the append-only file on. For the multi-process run, `tandem serve --workers N` runs N
+processes on one port and that one Redis. Tandem's processes are those of the tests
+(`tandem.testing.harness`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Running:
     tandems: list[ServerProcess] = field(default_factory=list)
     redis: RedisProcess | None = None  # the Redis Tandem's processes share, if not embedded
     scratch: Path | None = None
+    workers: int = 1  # `tandem serve --workers`: several processes behind each URL
 
     def main_pids(self) -> list[int]:
         return [p.pid for p in self.procs] + [s.pid for s in self.tandems if s.pid is not None]
@@ -100,11 +101,18 @@ def _await(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, 
 
 
 def start_tandem(
-    logs: Path, processes: int = 1, extra_args: list[str] | None = None, shared_redis: bool = False
+    logs: Path,
+    processes: int = 1,
+    extra_args: list[str] | None = None,
+    shared_redis: bool = False,
+    workers: int = 1,
 ) -> Running:
-    """One process with its embedded Redis, or N >= 1 processes on one Redis started here."""
+    """One process with its embedded Redis, or N >= 1 processes on one Redis started here; with
+    ``workers``, each is `tandem serve --workers N` (its workers share its port and Redis)."""
     scratch = Path(tempfile.mkdtemp(prefix="tandem-bench-data-"))
-    running = Running("tandem", "tandem", [], scratch=scratch)
+    running = Running("tandem", "tandem", [], scratch=scratch, workers=workers)
+    if workers > 1:
+        extra_args = [*(extra_args or []), "--workers", str(workers)]
     try:
         redis_url = None
         if shared_redis or processes > 1:
@@ -132,9 +140,10 @@ def start(
     processes: int = 1,
     tandem_args: list[str] | None = None,
     shared_redis: bool = False,
+    workers: int = 1,
 ) -> Running:
     if name == "tandem":
-        return start_tandem(logs, processes, tandem_args, shared_redis)
+        return start_tandem(logs, processes, tandem_args, shared_redis, workers)
     if processes != 1:
         raise ValueError(f"{name}: the kit runs one process only")
     return start_node_peer(name, kit, logs)

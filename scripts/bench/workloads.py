@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import traces
 from .procs import CpuWatch, cpu_seconds, process_name
 from .servers import Running, start
 
@@ -52,9 +53,9 @@ class Bench:
     tandem_args: list[str] | None = None
     authors_seconds: float = 10.0
 
-    def start(self, server: str, processes: int = 1, shared_redis: bool = False) -> Running:
+    def start(self, server: str, processes: int = 1, shared_redis: bool = False, workers: int = 1) -> Running:
         args = [*TANDEM_BENCH_ARGS, *(self.tandem_args or [])]
-        return start(server, self.kit, self.logs, processes, args, shared_redis)
+        return start(server, self.kit, self.logs, processes, args, shared_redis, workers)
 
 
 def _log(msg: str) -> None:
@@ -93,6 +94,7 @@ def run_loadgens(
     """Runs one loadgen per (url, flags) in parallel against a running server; one result each."""
     watch = CpuWatch(running.pids())
     split0 = _cpu_split(running)
+    t0 = time.monotonic()
     metrics0 = _metrics(running)
     procs = [
         subprocess.Popen(
@@ -125,11 +127,13 @@ def run_loadgens(
         results.append(res)
     other = watch.other_util()
     split = {k: round(v - split0.get(k, 0.0), 3) for k, v in _cpu_split(running).items()}
+    span = time.monotonic() - t0
     counters = {k: v - metrics0.get(k, 0.0) for k, v in _metrics(running).items()}
     for res in results:
         res["harness_other_cpu_util"] = other
         res.setdefault("other_cpu_util", other)
         res["server_cpu_s_by_process"] = split
+        res["harness_span_s"] = round(span, 3)
         if counters:
             res["server_counters"] = counters
     return results
@@ -156,7 +160,7 @@ COUNTERS = (
 
 def _metrics(running: Running) -> dict[str, float]:
     """Tandem's own counters (ops per group commit, messages per frame), summed over its processes."""
-    if running.name != "tandem":
+    if running.name != "tandem" or running.workers > 1:  # a request reaches one worker of several
         return {}
     out: dict[str, float] = {}
     for url in running.urls:
@@ -336,27 +340,29 @@ def authors(b: Bench, server: str, start_n: int = 100) -> Result:
     return {"server": server, "name": "authors", "max_n": best, "steps": steps}
 
 
-def scaling(b: Bench, processes: int, docs: int = 50, edits: int = 100) -> Result:
-    """The many-documents workload over N Tandem processes on one Redis, one loadgen per process."""
+def scaling(b: Bench, workers: int, docs: int = 50, edits: int = 100) -> Result:
+    """The many-documents workload on `tandem serve --workers N` (one port, its embedded Redis),
+    one loadgen per worker, all on that port, the documents split between them."""
     if b.quick:
         docs, edits = 10, 30
-    running = b.start("tandem", processes, shared_redis=True)
-    per = [docs // processes + (1 if i < docs % processes else 0) for i in range(processes)]
+    running = b.start("tandem", workers=workers)
+    per = [docs // workers + (1 if i < docs % workers else 0) for i in range(workers)]
     try:
-        sets = [
-            (url, ["--workload", "many", "--docs", str(d), "--edits", str(edits)])
-            for url, d in zip(running.urls, per, strict=True)
-        ]
-        parts = run_loadgens(b, running, sets, f"scale{processes}", 120)
+        url = running.urls[0]
+        sets = [(url, ["--workload", "many", "--docs", str(d), "--edits", str(edits)]) for d in per]
+        parts = run_loadgens(b, running, sets, f"scale{workers}", 120)
     finally:
         running.stop()
     errors = [p["error"] for p in parts if p.get("error")]
+    edits_done = sum(p.get("edits", 0) for p in parts)
+    split = parts[0].get("server_cpu_s_by_process") or {}
+    span = parts[0].get("harness_span_s") or 0
     res: Result = {
         "server": "tandem",
         "name": "scale",
-        "processes": processes,
+        "processes": workers,
         "docs": docs,
-        "edits": sum(p.get("edits", 0) for p in parts),
+        "edits": edits_done,
         "edits_per_s": sum(p.get("edits_per_s", 0) for p in parts),
         "lat_p99_ms": max((p.get("lat_p99_ms") or 0) for p in parts),
         "server_cpu_util": max((p.get("server_cpu_util") or 0) for p in parts),
@@ -365,7 +371,40 @@ def scaling(b: Bench, processes: int, docs: int = 50, edits: int = 100) -> Resul
         "converged": all(p.get("converged") is True for p in parts),
         "parts": parts,
     }
+    # per edit over the whole span (warm-up and connections included, so a little high)
+    warmups = 200 * len(parts)
+    if span and edits_done:
+        for kind in ("server", "redis"):
+            res[f"{kind}_cores"] = round(split.get(kind, 0.0) / span, 3)
+            res[f"{kind}_us_per_edit"] = round(split.get(kind, 0.0) / (edits_done + warmups) * 1e6, 1)
     if errors:
         res["error"] = "; ".join(errors)
-    _log(f"tandem scale x{processes}: {_brief(res)}")
+    _log(f"tandem scale x{workers}: {_brief(res)}")
     return res
+
+
+def trace_run(b: Bench, server: str, trace: traces.Trace) -> Result:
+    """One trace through one fresh server: its own client streams it into a new document."""
+    running = b.start(server)
+    pids = running.pids()
+    watch = CpuWatch(pids)
+    cpu0 = cpu_seconds(pids)
+    doc = f"trace-{trace.name}"
+    try:
+        if server == "tandem":
+            res = traces.run_tandem(running.urls[0].replace("ws://", "http://"), doc, trace)
+        elif server == "sharedb":
+            res = traces.run_sharedb(b.kit, running.urls[0], doc, trace, b.logs, traces.MAX_SECONDS)
+        else:
+            raise ValueError(f"no trace client for {server}")
+        res["server_cpu_s"] = round(cpu_seconds(pids) - cpu0, 3)
+        res["other_cpu_util"] = watch.other_util()
+    finally:
+        running.stop()
+    row = traces.summary(trace, server, res)
+    _log(
+        f"{server} trace {trace.name}: {row.get('keystrokes_per_s', 0):.0f} keystrokes/s, "
+        f"{row.get('ops')} ops, final {row.get('final_s')} s, matches={row.get('matches')} "
+        f"{row.get('error', '')}"
+    )
+    return row
