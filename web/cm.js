@@ -2,24 +2,11 @@
 // codemirror.js. Every URL is relative to this module, so the page also works when Tandem
 // is mounted under a prefix: /web/cm.html?doc=name.
 
+import { documentName, root } from "./address.js";
 import { loadUser, saveUser } from "./identity.js";
 import { tandemCollab } from "./codemirror.js";
-import { randomId, TandemClient } from "./tandem.js";
+import { TandemClient } from "./tandem.js";
 import * as cm from "./vendor/codemirror.js";
-
-const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
-const root = new URL("../", import.meta.url); // Tandem's root: the folder above web/
-
-/** The document named by ?doc=, or a fresh one written into the address bar. */
-function documentName() {
-  const url = new URL(location.href);
-  const doc = url.searchParams.get("doc");
-  if (doc && DOC_ID.test(doc)) return doc;
-  const fresh = randomId("doc-", 8);
-  url.searchParams.set("doc", fresh);
-  history.replaceState(null, "", url);
-  return fresh;
-}
 
 const $ = (id) => document.getElementById(id);
 const doc = documentName();

@@ -1,26 +1,14 @@
 // The editor page: a textarea bound to a TandemClient, with others' cursors, a status
 // line, undo of one's own edits and a warning before leaving with unsent edits.
 
+import { documentName, root } from "./address.js";
 import { HistoryPanel } from "./history.js";
 import { loadUser, saveUser } from "./identity.js";
 import { replacement } from "./operation.js";
 import { PresenceOverlay } from "./presence.js";
-import { CLOSE_REVOKED, randomId, TandemClient } from "./tandem.js";
+import { CLOSE_REVOKED, TandemClient } from "./tandem.js";
 import { TextareaBinding } from "./textarea.js";
 import { UndoManager } from "./undo.js";
-
-const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
-/** The document named by ?doc=, or a fresh one written into the address bar. */
-function documentName() {
-  const url = new URL(location.href);
-  const doc = url.searchParams.get("doc");
-  if (doc && DOC_ID.test(doc)) return doc;
-  const fresh = randomId("doc-", 8);
-  url.searchParams.set("doc", fresh);
-  history.replaceState(null, "", url);
-  return fresh;
-}
 
 const $ = (id) => document.getElementById(id);
 const textarea = $("editor");
@@ -37,9 +25,7 @@ nameInput.value = user.name;
 swatch.style.background = user.color;
 
 const params = new URL(location.href).searchParams;
-// Tandem's root is the folder above this script's web/: "/" when served alone, "/collab/"
-// when mounted under a prefix. Every URL of the page is relative to it.
-const root = new URL("../", import.meta.url);
+// Every URL of the page is relative to Tandem's root (address.js), so it works under a prefix.
 const socketUrl = new URL(`ws/${encodeURIComponent(doc)}`, root);
 socketUrl.protocol = socketUrl.protocol === "https:" ? "wss:" : "ws:";
 const undo = new UndoManager();
