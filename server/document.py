@@ -347,8 +347,14 @@ class Document:
 
     async def _join(self, join: Join) -> None:
         receiver = join.receiver
-        if join.rev is not None and join.rev > self.rev:
+        # Read the log's head first: a client sees every op acknowledged before it joined,
+        # whichever process committed it (a notification may still be on its way here). With
+        # the log unreachable, what this process holds is served, as the client expects.
+        try:
             await self.catch_up()
+        except StoreUnavailable:
+            if join.rev is not None and join.rev > self.rev:
+                raise
         if join.rev is not None and join.rev > self.rev:
             join.done.set_result(
                 Error(

@@ -82,7 +82,7 @@ class Settings:
     hook_retry_max_seconds: float = 60.0
     # How often every document's log is scanned for undelivered revisions (notifications are lossy).
     hook_scan_seconds: float = 30.0
-    max_commit_retries: int = 20
+    max_commit_retries: int = 100
     # Work one op may cause: components transformed while rebasing it through the history after
     # its base (each history op costs its components plus the op's). Past it: `too_large`.
     max_rebase_components: int = 1_000_000

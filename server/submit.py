@@ -213,8 +213,9 @@ async def rebase_bounded(
     return Rebased(ops, delta)
 
 
-# The longest random wait before the second retry of a commit; it doubles with each retry after.
-RETRY_JITTER_SECONDS = 0.001
+# Retries of a commit that go at once; after them a random wait of up to 1 ms, doubling to 8 ms.
+JITTER_AFTER_RETRIES = 3
+RETRY_JITTER_SECONDS = 0.0005
 
 # Components a rebase works through between two turns of the event loop (~10 ms of CPU).
 REBASE_SLICE = 20_000
@@ -396,10 +397,12 @@ class _GroupCommit:
         self.retries += 1
         if self.retries > self.max_retries:
             raise RetriesExhausted(f"{self.doc.name}: the head moved {self.retries} times during one commit")
-        if self.retries > 1:
-            # Lost again: two processes committing to one document in step would keep colliding
-            # (each catching up while the other commits); a random wait, growing, breaks the step.
-            await asyncio.sleep(random.uniform(0, min(RETRY_JITTER_SECONDS * 2 ** (self.retries - 2), 0.02)))
+        if self.retries > JITTER_AFTER_RETRIES:
+            # Lost again and again: two processes retrying in step would keep colliding; a random
+            # wait, growing, breaks the step. The first retries go at once: most races are lost to
+            # a process that merely committed its own next op, and waiting only loses more.
+            wait = RETRY_JITTER_SECONDS * 2 ** min(self.retries - JITTER_AFTER_RETRIES, 4)
+            await asyncio.sleep(random.uniform(0, wait))
         await self.doc.catch_up()
 
     def _unanswered(self, submissions: list[Submission]) -> list[Submission]:

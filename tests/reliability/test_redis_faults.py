@@ -224,14 +224,15 @@ def test_a_resume_on_a_process_that_has_not_heard_of_the_op_gets_an_ack(
     doc = unique_doc("resume-unheard")
     with Raw(p2.ws_url, doc) as watcher:
         watcher.hello("watcher")
-        deafen(store)
-        # alice's op is committed on p1 and her answer is lost; p2 does not hear of it
-        status, body = post(p1, doc, "alice", 1, 0, "[a]")
-        assert status == 200, body
+        # alice is on p2 (a join reads the log's head, so she joins before her op is committed)
         with Raw(p2.ws_url, doc) as alice:
             alice.send({"type": "hello", "client": "alice", "rev": 0})
             ready = alice.until("ready")
-            assert ready["rev"] == 0, "p2 had heard of revision 1 already: nothing was tested"
+            assert ready["rev"] == 0
+            deafen(store)
+            # alice's op is committed on p1 and her answer is lost; p2 does not hear of it
+            status, body = post(p1, doc, "alice", 1, 0, "[a]")
+            assert status == 200, body
             alice.send(op(1, 0, "[a]"))
             got = through_acks(alice, 1)
             assert kinds_of_rev(got, 1) == ["ack"], f"revision 1 reached its submitter as {got}"
@@ -381,3 +382,17 @@ def test_a_stopped_document_answers_everything_waiting(store: RedisProcess) -> N
     for answer in answers:
         assert isinstance(answer, Error) and answer.code == "unavailable", answer
     assert session.closed and '"code":"unavailable"' in session.sent[-1], session.sent
+
+
+def test_a_join_sees_every_op_acknowledged_before_it_whichever_process_committed_it(
+    store: RedisProcess, p1: ServerProcess, p2: ServerProcess
+) -> None:
+    doc = unique_doc("join-sees")
+    with Raw(p2.ws_url, doc) as watcher:
+        watcher.hello("watcher")  # p2 holds the document open
+        deafen(store)
+        status, body = post(p1, doc, "alice", 1, 0, "[a]")
+        assert status == 200, body  # acknowledged; p2 has not heard of it
+        with Raw(p2.ws_url, doc) as late:
+            snapshot = late.hello("late")
+            assert (snapshot["type"], snapshot["rev"], snapshot["text"]) == ("snapshot", 1, "[a]")
