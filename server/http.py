@@ -20,7 +20,7 @@ from tandem.server.ids import bad_doc_id, valid_doc_id
 from tandem.server.limits import KeyedLimiter, retry_after
 from tandem.server.metrics import Metrics
 from tandem.server.settings import Settings
-from tandem.server.store.base import PAGE_BYTES, HistoryGone, encode
+from tandem.server.store.base import PAGE_BYTES, HistoryGone, OpStore, encode
 from tandem.server.submit import Refusal, Submission, validate
 
 log = logging.getLogger("tandem.http")
@@ -273,25 +273,32 @@ async def verify(request: Request) -> Response:
         await _authorize(request, doc, Role.READ)
     except HttpError as e:
         return e.response
-    store = _hub(request).store
+    return json_response(await _verification(_hub(request).store, doc))
+
+
+async def _verification(store: OpStore, doc: str) -> Verification:
     head = await store.head(doc)
     first = await store.first_logged_rev(doc) or head.rev + 1
     start = await store.snapshot_at_or_before(doc, first - 1)
     if start.rev != first - 1:
-        return json_response(
-            Verification(
-                doc,
-                head.rev,
-                False,
-                first,
-                first,
-                f"revisions {start.rev + 1}..{first - 1} are gone from the log",
-            )
+        return Verification(
+            doc,
+            head.rev,
+            False,
+            first,
+            first,
+            f"revisions {start.rev + 1}..{first - 1} are gone from the log",
         )
+
+    def bad(first_bad: int, message: str) -> Verification:
+        return Verification(doc, head.rev, False, first_bad, start.rev, message)
+
     prev, rev, text = start.hash, start.rev, start.text
     since_yield = 0
     while rev < head.rev:
         page = await store.ops(doc, rev + 1, min(head.rev, rev + VERIFY_PAGE), max_bytes=PAGE_BYTES)
+        if not page:
+            return bad(rev + 1, f"revision {rev + 1} is missing from the log")
         for stored in page:
             op = stored.op
             rev += 1
@@ -300,49 +307,17 @@ async def verify(request: Request) -> Response:
                 since_yield = 0
                 await asyncio.sleep(0)
             if op.rev != rev:
-                return json_response(
-                    Verification(
-                        doc, head.rev, False, rev, start.rev, f"revision {rev} is missing; found {op.rev}"
-                    )
-                )
+                return bad(rev, f"revision {rev} is missing; found {op.rev}")
             prev = next_hash(prev, op.rev, op.client, op.seq, op.ops)
             if prev != op.hash:
-                return json_response(
-                    Verification(
-                        doc,
-                        head.rev,
-                        False,
-                        rev,
-                        start.rev,
-                        f"revision {rev}: stored hash does not match its record",
-                    )
-                )
+                return bad(rev, f"revision {rev}: stored hash does not match its record")
             try:
                 text = apply(text, op.ops)
             except InvalidOperation as e:
-                return json_response(
-                    Verification(
-                        doc,
-                        head.rev,
-                        False,
-                        rev,
-                        start.rev,
-                        f"revision {rev} does not fit the text before it: {e}",
-                    )
-                )
-        if not page:
-            return json_response(
-                Verification(
-                    doc, head.rev, False, rev + 1, start.rev, f"revision {rev + 1} is missing from the log"
-                )
-            )
+                return bad(rev, f"revision {rev} does not fit the text before it: {e}")
     if prev != head.hash:
-        return json_response(
-            Verification(
-                doc, head.rev, False, head.rev, start.rev, "the head hash does not match the last record"
-            )
-        )
-    return json_response(Verification(doc, head.rev, True, None, start.rev, "chain intact"))
+        return bad(head.rev, "the head hash does not match the last record")
+    return Verification(doc, head.rev, True, None, start.rev, "chain intact")
 
 
 async def healthz(request: Request) -> Response:
