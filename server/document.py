@@ -24,6 +24,7 @@ from tandem.ot.errors import InvalidOperation
 from tandem.ot.integrity import next_hash
 from tandem.ot.operation import Operation, apply
 from tandem.ot.protocol import Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
+from tandem.server.inbox import Inbox
 from tandem.server.metrics import Metrics
 from tandem.server.presence import PresenceRelay
 from tandem.server.settings import Settings
@@ -107,7 +108,7 @@ class Document:
         self.receivers: set[Receiver] = set()
         self.presence = PresenceRelay(name, publish_presence)
         self.submissions = Submissions(self, store, settings, metrics)
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.inbox: Inbox[Event] = Inbox()
         self.task: asyncio.Task[None] | None = None
         self.users = 0  # sessions and requests holding the document open
         # The latest snapshot this process knows of and the bytes of op frames since: the next
@@ -141,8 +142,7 @@ class Document:
         # Nobody is left waiting: an HTTP submit gets 503, a hello or a fetch its error (_run
         # answers those it had taken from the queue). A submission cut off in its commit may
         # have been committed: resubmitting it is safe.
-        while not self.queue.empty():
-            event = self.queue.get_nowait()
+        for event in self.inbox.drain():
             if not isinstance(event, Submission):
                 self._fail(event, ErrorCode.UNAVAILABLE, SHUTTING_DOWN)
         self.submissions.fail_all(ErrorCode.UNAVAILABLE, SHUTTING_DOWN)
@@ -150,13 +150,11 @@ class Document:
     def put(self, event: Event) -> None:
         if isinstance(event, Submission):
             self.submissions.add(event)
-        self.queue.put_nowait(event)
+        self.inbox.put(event)
 
     async def _run(self) -> None:
         while True:
-            events = [await self.queue.get()]
-            while not self.queue.empty():
-                events.append(self.queue.get_nowait())
+            events = await self.inbox.take_all()
             group: list[Submission] = []
             handled = 0  # events[:handled] are done with
             try:
