@@ -135,7 +135,14 @@ def header(args: argparse.Namespace, idle: float, stamp: str) -> list[str]:
         "Servers back to back, a fresh server per run; "
         f"Tandem = `tandem serve` with a fresh data dir (embedded Redis, append-only file on); "
         "server CPU of Tandem includes its Redis. "
-        f"hot8/hot32/many: medians of {args.reps} run(s); the rest: one run.",
+        f"hot8/hot32/many: medians of {args.reps} run(s); the rest: one run."
+        + (
+            " ShareDB on PostgreSQL = the kit's sharedb-pg-server.js on a fresh PostgreSQL per run "
+            "(synchronous_commit=off); its server CPU: node and PostgreSQL's background processes, "
+            "not its backends."
+            if "sharedb-pg" in args.servers
+            else ""
+        ),
         "",
         f"Other CPU before the run: {idle:.3f} cores.",
     ]

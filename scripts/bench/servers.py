@@ -1,5 +1,9 @@
 """Starting and stopping the servers under test: ShareDB and ot.js from the kit, and Tandem.
 
+`sharedb-pg` is the kit's ShareDB on PostgreSQL (sharedb-pg-server.js), as ShareDB is deployed: a
+throwaway PostgreSQL per run, set up as the kit's pg-setup.sh does (Debian's postgresql, run as the
+postgres user, `synchronous_commit=off`), listening on 127.0.0.1 and on a socket in its temp dir.
+
 Tandem runs in its real configuration: `tandem serve` with a fresh data dir starts its embedded
 Redis with the append-only file on. For the multi-process run, `tandem serve --workers N` runs N
 processes on one port and that one Redis. Tandem's processes are those of the tests
@@ -8,6 +12,7 @@ processes on one port and that one Redis. Tandem's processes are those of the te
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -25,8 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 
 # name -> (kit script, loadgen adapter)
-NODE_PEERS = {"sharedb": ("sharedb-server.js", "sharedb"), "otjs": ("ot-server.js", "otjs")}
-SERVERS = ("sharedb", "otjs", "tandem")
+NODE_PEERS = {
+    "sharedb": ("sharedb-server.js", "sharedb"),
+    "sharedb-pg": ("sharedb-pg-server.js", "sharedb"),
+    "otjs": ("ot-server.js", "otjs"),
+}
+SERVERS = ("sharedb", "sharedb-pg", "otjs", "tandem")
+PG_USER = "postgres"
 
 
 @dataclass
@@ -41,9 +51,13 @@ class Running:
     redis: RedisProcess | None = None  # the Redis Tandem's processes share, if not embedded
     scratch: Path | None = None
     workers: int = 1  # `tandem serve --workers`: several processes behind each URL
+    postgres: Postgres | None = None  # the database of sharedb-pg
 
     def main_pids(self) -> list[int]:
-        return [p.pid for p in self.procs] + [s.pid for s in self.tandems if s.pid is not None]
+        pids = [p.pid for p in self.procs] + [s.pid for s in self.tandems if s.pid is not None]
+        if self.postgres is not None and (pid := self.postgres.pid()) is not None:
+            pids.append(pid)  # with the backends it has so far (found as descendants)
+        return pids
 
     def pids(self) -> list[int]:
         """Every process doing server work, Redis included (its CPU is server CPU)."""
@@ -59,6 +73,8 @@ class Running:
             server.stop()
         if self.redis is not None:
             self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -69,21 +85,112 @@ class Running:
             server.start(START_TIMEOUT_S)
 
 
+class Postgres:
+    """A throwaway PostgreSQL in a temp dir, prepared for sharedb-postgres as the kit's pg-setup.sh does."""
+
+    def __init__(self, kit: Path, logs: Path) -> None:
+        self.kit = kit
+        self.dir = Path(tempfile.mkdtemp(prefix="tandem-bench-pg-"))
+        self.port = free_port()
+        self.log = logs / f"postgres-{self.port}.log"
+        self.started = False
+
+    @staticmethod
+    def bin_dir() -> Path:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        if not found:
+            raise RuntimeError("sharedb-pg needs PostgreSQL: apt-get install -y postgresql")
+        return found[-1]
+
+    def _as_pg(self, *cmd: str) -> None:
+        as_user = ["runuser", "-u", PG_USER, "--"] if os.geteuid() == 0 else []
+        with self.log.open("ab") as out:
+            subprocess.run(
+                [*as_user, *cmd], check=True, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def _sql(self, db: str, *args: str) -> None:
+        self._as_pg("psql", "-h", str(self.dir), "-p", str(self.port), "-U", PG_USER, "-d", db, "-q", *args)
+
+    def start(self) -> None:
+        bin_dir = self.bin_dir()
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, PG_USER)
+        data = self.dir / "data"
+        self._as_pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER)
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            "-c synchronous_commit=off -c max_connections=200"
+        )
+        self.started = True
+        self._as_pg(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
+        self._sql("postgres", "-c", "create database sharedb")
+        structure = self.kit / "node_modules" / "sharedb-postgres" / "structure.sql"
+        self._sql("sharedb", "-f", str(structure))
+        self._sql("sharedb", "-c", "alter table snapshots add column if not exists metadata jsonb")
+
+    def env(self) -> dict[str, str]:
+        return {"PGHOST": str(self.dir), "PGPORT": str(self.port), "PGDATABASE": "sharedb", "PGUSER": PG_USER}
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        if self.started:
+            self.started = False
+            try:
+                self._as_pg(
+                    str(self.bin_dir() / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"
+                )
+            except subprocess.CalledProcessError:
+                pass  # not running
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def start_node_peer(name: str, kit: Path, logs: Path) -> Running:
     script, adapter = NODE_PEERS[name]
+    postgres = None
+    env = None
+    if name == "sharedb-pg":
+        postgres = Postgres(kit, logs)
+        try:
+            postgres.start()
+        except BaseException:
+            postgres.stop()
+            raise
+        env = {**os.environ, **postgres.env()}
     port = free_port()
     log = logs / f"{name}-{port}.log"
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            ["node", script, str(port)],
-            cwd=kit,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _await(lambda: "ready" in log.read_text(errors="replace").split(), proc, f"{name} server", log)
-    return Running(name, adapter, [f"ws://127.0.0.1:{port}"], [proc])
+    try:
+        with log.open("ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                ["node", script, str(port)],
+                cwd=kit,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        _await(lambda: "ready" in log.read_text(errors="replace").split(), proc, f"{name} server", log)
+    except BaseException:
+        if postgres is not None:
+            postgres.stop()
+        raise
+    return Running(name, adapter, [f"ws://127.0.0.1:{port}"], [proc], postgres=postgres)
 
 
 def _await(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:

@@ -63,6 +63,22 @@ def test_render_has_a_row_per_workload() -> None:
     assert "1.57 / 1.2" in row
 
 
+def test_sharedb_on_postgresql_is_a_column_next_to_in_memory_sharedb() -> None:
+    records = [
+        run("sharedb", "hot8", edits_per_s=3200, lat_p50_ms=1.5),
+        run("tandem", "hot8", edits_per_s=4800, lat_p50_ms=1.2),
+        run("sharedb-pg", "hot8", edits_per_s=480, lat_p50_ms=15.0),
+    ]
+    lines = report.workload_table(records)
+    assert "| ShareDB edits/s | ShareDB on PostgreSQL edits/s | Tandem edits/s |" in lines[0]
+    assert "| Tandem/ShareDB on PostgreSQL edits/s |" in lines[0]
+    assert lines[1].count("|---") == lines[0].count(" | ") + 1
+    # in-memory ShareDB stays the bar of the target; the durable one gets its own ratio
+    assert "| 3,200 | 480 | 4,800 | 1.50x (>= 1.5x: met) | 10.00x | 1.5 / 15 / 1.2 |" in lines[2]
+    assert report.durable_ratio(report.summarize(records[:2]), "hot8") is None
+    assert "PostgreSQL" not in report.workload_table(records[:2])[0]
+
+
 def test_authors_ladder_finds_the_largest_passing_n() -> None:
     limit = 230  # a server whose p95 crosses 100 ms above 230 authors
     seen: list[int] = []
