@@ -17,7 +17,7 @@
 
 import { transformCursor } from "./cursor.js";
 import { Delete, Insert, normalize, Retain } from "./operation.js";
-import { peerColor, peerName } from "./presence.js";
+import { caretElement, peerColor, peerName } from "./presence.js";
 
 const isHigh = (u) => u >= 0xd800 && u <= 0xdbff;
 const isLow = (u) => u >= 0xdc00 && u <= 0xdfff;
@@ -363,6 +363,8 @@ export function statusText(s, names = []) {
   return parts.join(" · ");
 }
 
+const CARET_CLASSES = { caretClass: "cm-tandem-caret", nameClass: "cm-tandem-name", colorVar: "--tandem-color" };
+
 // One widget class per CodeMirror copy (WidgetType comes from `cm`).
 const widgetClasses = new WeakMap();
 
@@ -382,15 +384,7 @@ function caretWidget(cm) {
     }
 
     toDOM() {
-      const caret = document.createElement("span");
-      caret.className = "cm-tandem-caret";
-      caret.dataset.client = this.client;
-      caret.style.setProperty("--tandem-color", this.color);
-      const label = document.createElement("span");
-      label.className = "cm-tandem-name";
-      label.textContent = this.name;
-      caret.append(label);
-      return caret;
+      return caretElement(this.client, this.name, this.color, CARET_CLASSES);
     }
 
     ignoreEvent() {

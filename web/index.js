@@ -19,7 +19,7 @@ export { codePointLength, toCodePoint, toUtf16 } from "./unicode.js";
 // undo of one's own edits, for editors without a history of their own
 export { UndoManager } from "./undo.js";
 // presence: who is here and where, drawn safely
-export { peerColor, peerName, PresenceOverlay } from "./presence.js";
+export { caretElement, peerColor, peerName, PresenceOverlay } from "./presence.js";
 export { loadUser, saveUser } from "./identity.js";
 // editor bindings
 export { changeEnd, diffToOp, TextareaBinding } from "./textarea.js";

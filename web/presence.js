@@ -107,13 +107,22 @@ export class PresenceOverlay {
 }
 
 function caret(peer) {
+  return caretElement(peer.client, peer.name, peer.color);
+}
+
+/**
+ * Another client's caret with its name: the name only as text, the colour (from `peerColor`)
+ * only through a custom property, so nothing a peer sends becomes markup or a stylesheet.
+ */
+export function caretElement(client, name, color,
+  { caretClass = "peer-caret", nameClass = "peer-name", colorVar = "--peer-color" } = {}) {
   const mark = document.createElement("span");
-  mark.className = "peer-caret";
-  mark.dataset.client = peer.client;
-  mark.style.setProperty("--peer-color", peer.color);
+  mark.className = caretClass;
+  mark.dataset.client = client;
+  mark.style.setProperty(colorVar, color);
   const label = document.createElement("span");
-  label.className = "peer-name";
-  label.textContent = peer.name;
+  label.className = nameClass;
+  label.textContent = name;
   mark.append(label);
   return mark;
 }

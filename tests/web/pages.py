@@ -112,3 +112,22 @@ class Editors:
     def close(self) -> None:
         for editor in self.opened:
             editor.context.close()
+
+
+HOSTILE_NAME = '<img src="/seen-img">Mallory'
+
+
+def relay_hostile_presence(page: Editor, server_url: str) -> list[str]:
+    """Hand ``page``'s client a presence (as if a server relayed it) whose name is markup and
+    whose colour is a `url(...)` of the test server; the URLs the page requests from then on."""
+    requested: list[str] = []
+    page.page.on("request", lambda request: requested.append(request.url))
+    evil: dict[str, Any] = {
+        "type": "presence",
+        "client": "mallory",
+        "rev": page.state("rev"),
+        "cursor": {"anchor": 1, "head": 3},
+        "user": {"name": HOSTILE_NAME, "color": f"url({server_url}/seen-{page.doc})"},
+    }
+    page.page.evaluate("(frame) => window.tandem.client.handleFrame(frame)", json.dumps(evil))
+    return requested

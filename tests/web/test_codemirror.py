@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import ServerProcess, unique_doc
 from tests.web.conftest import ROOT, STATIC_ORIGIN
-from tests.web.pages import WAIT_MS, Editor, Editors, post_op
+from tests.web.pages import HOSTILE_NAME, WAIT_MS, Editor, Editors, post_op, relay_hostile_presence
 
 VENDOR = ROOT / "web" / "vendor"
 
@@ -174,17 +174,7 @@ def test_a_peers_markup_name_and_url_colour_reach_neither_the_dom_nor_the_networ
     page = open_codemirror(editors)
     page.type("hello")
     page.wait_synced()
-    requested: list[str] = []
-    page.page.on("request", lambda request: requested.append(request.url))
-    seen = f"{editors.server.http_url}/seen-{page.doc}"
-    evil: dict[str, Any] = {
-        "type": "presence",
-        "client": "mallory",
-        "rev": page.state("rev"),
-        "cursor": {"anchor": 1, "head": 3},
-        "user": {"name": '<img src="/seen-img">Mallory', "color": f"url({seen})"},
-    }
-    page.page.evaluate("(frame) => window.tandem.client.handleFrame(frame)", json.dumps(evil))
+    requested = relay_hostile_presence(page, editors.server.http_url)
     page.page.wait_for_selector('.cm-tandem-caret[data-client="mallory"]')
     drawn = page.page.evaluate(
         """() => {
@@ -202,7 +192,7 @@ def test_a_peers_markup_name_and_url_colour_reach_neither_the_dom_nor_the_networ
         }"""
     )
     page.page.wait_for_timeout(300)  # time for any image or background request to go out
-    assert drawn["name"] == '<img src="/seen-img">Mallory'
+    assert drawn["name"] == HOSTILE_NAME
     assert drawn["images"] == 0 and drawn["urls"] == []
     assert re.fullmatch(r"#[0-9a-f]{6}", drawn["colour"]), drawn
     assert drawn["selected"] == "el"

@@ -4,12 +4,9 @@ into the document."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
-from tests.web.pages import Editors
+from tests.web.pages import HOSTILE_NAME, Editors, relay_hostile_presence
 
 pytestmark = pytest.mark.browser
 
@@ -18,18 +15,7 @@ def test_a_peers_url_colour_and_markup_name_reach_neither_a_style_nor_the_networ
     page = editors.open()
     page.type("hello")
     page.wait_synced()
-    requested: list[str] = []
-    page.page.on("request", lambda request: requested.append(request.url))
-    seen = f"{editors.server.http_url}/seen-{page.doc}"
-    evil: dict[str, Any] = {
-        "type": "presence",
-        "client": "mallory",
-        "rev": page.state("rev"),
-        "cursor": {"anchor": 1, "head": 3},
-        "user": {"name": '<img src="/seen-img">Mallory', "color": f"url({seen})"},
-    }
-    # straight into the page's client, as if a server had relayed it
-    page.page.evaluate("(frame) => window.tandem.client.handleFrame(frame)", json.dumps(evil))
+    requested = relay_hostile_presence(page, editors.server.http_url)
     page.wait("'mallory' in t.peers")
     drawn = page.page.evaluate(
         """() => {
@@ -45,7 +31,7 @@ def test_a_peers_url_colour_and_markup_name_reach_neither_a_style_nor_the_networ
         }"""
     )
     page.page.wait_for_timeout(300)  # time for any image or background request to go out
-    assert drawn["name"] == '<img src="/seen-img">Mallory'
+    assert drawn["name"] == HOSTILE_NAME
     assert drawn["images"] == 0
     assert drawn["styles"] == []
     assert drawn["colour"].startswith("#") and "url" not in drawn["colour"], drawn
