@@ -17,7 +17,8 @@ PUBLIC = [
     "Retain", "Insert", "Delete", "insertOp", "deleteOp",
     "replaceOp", "replacement", "apply", "compose", "transform", "invert", "normalize", "IDENTITY",
     "InvalidOperation", "transformCursor", "transformIndex", "codePointLength", "toCodePoint", "toUtf16",
-    "UndoManager", "caretElement", "peerColor", "peerName", "PresenceOverlay", "loadUser", "saveUser", "TextareaBinding",
+    "UndoManager", "caretElement", "peerColor", "peerName", "PresenceOverlay", "loadUser", "saveUser",
+    "TextareaBinding",
     "diffToOp", "changeEnd", "tandemCollab", "CodeMirrorBinding", "changesToOp", "opToChanges", "statusText",
 ]  # fmt: skip
 
