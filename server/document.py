@@ -39,6 +39,8 @@ SHUTTING_DOWN = "the server is shutting down; resubmit (an op already committed 
 WINDOW = 2048
 # Ops in one page of history (a rebase reads the history a page at a time).
 _PAGE = 256
+# Ops behind the head that a rebase may take from memory at once (`held_after`).
+_FEW = 64
 # Ops committed in one script call at most: a bigger group would hold Redis up for others.
 MAX_GROUP = 256
 
@@ -115,6 +117,7 @@ class Document:
         # one waits for those to reach a share of the text's size (`_GroupCommit._snapshot`).
         self.snapshot_rev = 0
         self.since_snapshot = 0
+        self.committing = 0  # the last revision of the commit in flight (0: none)
 
     # -- loading and the task ------------------------------------------------------------
 
@@ -191,6 +194,8 @@ class Document:
             message = "the op log is unavailable; resubmit later"
             self.submissions.fail(group, ErrorCode.UNAVAILABLE, message)
             self._fail(event, ErrorCode.UNAVAILABLE, message)
+            if group:  # a commit whose outcome is unknown: its notification was not listened to
+                self.inbox.put(HeadCheck())
         except LogLostData as e:
             # Never reset silently: every connection is closed, and a client that resumes
             # from a revision the log no longer has is told rev_ahead.
@@ -254,6 +259,14 @@ class Document:
 
     # -- ops of other processes ----------------------------------------------------------
 
+    def learns_otherwise(self, last_rev: int | None) -> bool:
+        """Whether the ops up to ``last_rev``, just published, reach this document without their
+        notification: it holds them, or they fall within its commit in flight. That commit
+        was this process's (its reply advances the head); or another process's ops took those
+        revisions first (the commit is refused as moved and the catch-up reads them); or its
+        outcome is lost (a head check follows, see `_guard`)."""
+        return last_rev is not None and last_rev <= max(self.rev, self.committing)
+
     async def _remote(self, frame: bytes) -> None:
         stored = StoredOp.from_frame(frame)
         if stored.op.rev <= self.rev:
@@ -304,6 +317,12 @@ class Document:
             raise LogLostData(
                 f"{self.name}: revision {op.rev} in the log does not fit the text held here: {e}"
             ) from None
+
+    def held_after(self, base: int) -> list[Operation] | None:
+        if self.rev - base > _FEW:
+            return None
+        held = self.window.after(base, self.rev)
+        return None if held is None else [s.op.ops for s in held]
 
     async def history_after(self, base: int) -> AsyncIterator[Sequence[Operation]]:
         """The ops after ``base`` up to the head, in pages: from the window, or read from the log a

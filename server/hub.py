@@ -126,16 +126,17 @@ class Hub:
 
         self._spawn(publish())
 
-    async def _on_message(self, name: str, data: bytes) -> None:
+    def _on_message(self, name: str, data: bytes) -> None:
         doc = self.docs.get(name)
-        if doc is None or name in self._opening:
-            if doc is not None and data[:1] == b"{":
-                for frame in data.split(b"\n"):  # one message carries the ops of one group commit
-                    doc.put(Remote(frame))
+        if doc is None:
             return
-        if data[:1] == b"{":
+        if data[:1] == b"{":  # the ops of one group commit, one frame a line
+            if name not in self._opening and doc.learns_otherwise(_last_rev(data)):
+                return  # this process's own commit, or ops it already holds: costs nothing more
             for frame in data.split(b"\n"):
                 doc.put(Remote(frame))
+            return
+        if name in self._opening:
             return
         sender, _, frame = data.partition(b" ")
         if sender != self.process_id:
@@ -161,3 +162,16 @@ class Hub:
             for doc in list(self.docs.values()):
                 if doc.presence.cursors and doc.name not in self._opening:
                     doc.put(PresenceIn(None, doc.presence.REFRESH, remote=True))
+
+
+def _last_rev(data: bytes) -> int | None:
+    """The revision of the last op in a commit's message, read without decoding it: its frames are
+    consecutive revisions, one a line, each opening with {"type":"op","rev":N (None: not so)."""
+    start = data.find(b'"rev":', 0, 40)
+    if start < 0:
+        return None
+    end = data.find(b",", start)
+    try:
+        return int(data[start + 6 : end]) + data.count(b"\n")
+    except ValueError:
+        return None

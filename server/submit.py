@@ -95,6 +95,11 @@ class DocumentState(Protocol):
     text: str
     snapshot_rev: int  # the latest snapshot known, and the bytes of op frames committed since
     since_snapshot: int
+    committing: int  # the last revision of the commit in flight (0: none)
+
+    def held_after(self, base: int) -> list[Operation] | None:
+        """The committed ops after revision ``base`` when a few are held in memory, else None."""
+        ...
 
     def history_after(self, base: int) -> AsyncIterator[Sequence[Operation]]:
         """The committed ops after revision ``base``, in pages, oldest first; raises `HistoryGone`
@@ -210,6 +215,22 @@ async def rebase_bounded(
             if since_yield >= REBASE_SLICE:
                 since_yield = 0
                 await asyncio.sleep(0)
+    return Rebased(ops, delta)
+
+
+def rebase_held(submission: Submission, history: Sequence[Operation], max_components: int) -> Rebased | None:
+    """`rebase_bounded` through a short ``history`` held in memory, done at once (most ops are
+    based on the head or one op behind it). None when the work passes one `REBASE_SLICE` or
+    ``max_components``: `rebase_bounded` does it then, yielding and refusing as it must."""
+    limit = min(max_components, REBASE_SLICE)
+    ops = submission.ops
+    spent = delta = 0
+    for op in history:
+        spent += len(op) + len(ops)
+        if spent > limit:
+            return None
+        ops = rebase(ops, (op,))
+        delta += length_delta(op)
     return Rebased(ops, delta)
 
 
@@ -369,9 +390,13 @@ class _GroupCommit:
             if not planned:
                 return []
             snapshot = self._snapshot(planned)
-            result = await self.store.commit(
-                self.doc.name, self.doc.rev, [p.stored for p in planned], snapshot
-            )
+            self.doc.committing = planned[-1].stored.op.rev
+            try:
+                result = await self.store.commit(
+                    self.doc.name, self.doc.rev, [p.stored for p in planned], snapshot
+                )
+            finally:
+                self.doc.committing = 0
             if result.status == "ok":
                 if snapshot is not None:
                     self.doc.snapshot_rev = snapshot.rev
@@ -406,6 +431,8 @@ class _GroupCommit:
         await self.doc.catch_up()
 
     def _unanswered(self, submissions: list[Submission]) -> list[Submission]:
+        if not self.refused and not self.duplicates:
+            return [s for s in submissions if not s.result.done()]
         settled = {id(s) for s, _ in self.refused + self.duplicates}
         return [s for s in submissions if not s.result.done() and id(s) not in settled]
 
@@ -423,9 +450,17 @@ class _GroupCommit:
                     f"base {submission.base} is ahead of the document's revision {self.doc.rev}",
                 )
                 continue
-            history = _then(self.doc.history_after(submission.base), [p.stored.op.ops for p in planned])
+            held = self.doc.held_after(submission.base)
+            rebased = None
+            if held is not None:
+                held += (p.stored.op.ops for p in planned)
+                rebased = rebase_held(submission, held, self.max_rebase_components)
             try:
-                rebased = await rebase_bounded(submission, history, self.max_rebase_components)
+                if rebased is None:
+                    history = _then(
+                        self.doc.history_after(submission.base), [p.stored.op.ops for p in planned]
+                    )
+                    rebased = await rebase_bounded(submission, history, self.max_rebase_components)
             except HistoryGone as e:
                 if not await self._answer_committed(submission):
                     self._refuse(

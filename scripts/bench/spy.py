@@ -58,12 +58,12 @@ def fold(collapsed: str) -> tuple[int, Counter[str], Counter[str]]:
 
 # Where a sample sits, by the first rule its stack matches (order matters).
 BUCKETS: list[tuple[str, str]] = [
-    ("Redis pub/sub listener", r"_listen \(|PubSub\."),
+    ("Redis pub/sub listener", r"_listen \(|PubSub\.|Subscribed\.|Hub\._on_message"),
     ("commit: plan, rebase, hash, Redis call, broadcast to queues", r"Submissions\.commit|_GroupCommit"),
     ("other document work (joins, fetches, remote ops)", r"Document\._"),
     ("sending frames", r"Session\._write|WebSocket\.send|WebSocketsSansIOProtocol\.send|sender \(starlette"),
-    ("writing to Redis", r"_send_packed_command|writelines|_Protocol\.flush"),
-    ("reading from Redis", r"read_response|_AsyncHiredis|StreamReader|_Protocol\.data_received"),
+    ("writing to Redis", r"_send_packed_command|writelines|RespProtocol\.flush"),
+    ("reading from Redis", r"read_response|_AsyncHiredis|StreamReader|RespProtocol\.(data_received|answer)"),
     (
         "receiving frames and dispatching",
         r"Session\._read|Session\._dispatch|Session\._op|data_received|receive_data",

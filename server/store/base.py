@@ -90,8 +90,9 @@ def genesis(doc: str) -> Snapshot:
     return Snapshot(rev=0, text="", hash=genesis_hash(doc))
 
 
-# A listener gets (doc, message bytes): a committed op frame, or presence from another process.
-Listener = Callable[[str, bytes], Awaitable[None]]
+# A listener gets (doc, message bytes): committed op frames, or presence from another process.
+# Called as each message arrives, it must not block: it queues what it needs to.
+Listener = Callable[[str, bytes], None]
 # A message of the control channel, shared by every process on one store.
 ControlListener = Callable[[bytes], Awaitable[None]]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -47,7 +47,7 @@ class NotSent(RedisConnectionError):
     """The connection was found dead before the command was written: sending it again is safe."""
 
 
-class _Protocol(asyncio.Protocol):
+class RespProtocol(asyncio.Protocol):
     def __init__(self, timeout: float | None = None) -> None:
         self.timeout = timeout
         self.replies = 0  # replies read so far: the watchdog's measure of progress
@@ -66,20 +66,24 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            self.replies += 1
-            future = self.waiting.popleft()
-            if future.done():
-                continue
-            if isinstance(reply, hiredis.ReplyError):
-                text = str(reply)
-                error: Exception = ResponseError(text)
-                if text.startswith("NOSCRIPT"):
-                    error = NoScriptError(text)
-                elif text.startswith("LOADING"):  # restarting from its append-only file: unavailable
-                    error = BusyLoadingError(text)
-                future.set_exception(error)
-            else:
-                future.set_result(reply)
+            self.answer(reply)
+
+    def answer(self, reply: Any) -> None:
+        """Hand ``reply`` to the oldest command waiting (Redis answers in order)."""
+        self.replies += 1
+        future = self.waiting.popleft()
+        if future.done():
+            return
+        if isinstance(reply, hiredis.ReplyError):
+            text = str(reply)
+            error: Exception = ResponseError(text)
+            if text.startswith("NOSCRIPT"):
+                error = NoScriptError(text)
+            elif text.startswith("LOADING"):  # restarting from its append-only file: unavailable
+                error = BusyLoadingError(text)
+            future.set_exception(error)
+        else:
+            future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
@@ -144,11 +148,18 @@ class _Protocol(asyncio.Protocol):
 class RedisPipe:
     """One pipelined connection; `call` and `evalsha` may be awaited from many tasks at once."""
 
-    def __init__(self, url: str, connect_timeout: float = 5.0, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: float = 5.0,
+        timeout: float | None = None,
+        protocol: Callable[[float | None], RespProtocol] = RespProtocol,
+    ) -> None:
         self.options: dict[str, Any] = dict(parse_url(url))
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self._protocol: _Protocol | None = None
+        self._make_protocol = protocol
+        self._protocol: RespProtocol | None = None
         self._connecting = asyncio.Lock()
 
     @staticmethod
@@ -156,7 +167,13 @@ class RedisPipe:
         """Plain TCP and unix sockets; TLS stays with redis-py."""
         return url.startswith(("redis://", "unix://"))
 
-    async def _connected(self) -> _Protocol:
+    def live(self) -> RespProtocol | None:
+        """The connection when it is open, else None (nothing is connected)."""
+        protocol = self._protocol
+        return protocol if protocol is not None and protocol.lost is None else None
+
+    async def connected(self) -> RespProtocol:
+        """The live connection, connecting (and authenticating) first when there is none."""
         protocol = self._protocol
         if protocol is not None and protocol.lost is None:
             return protocol
@@ -168,12 +185,12 @@ class RedisPipe:
                 async with asyncio.timeout(self.connect_timeout):
                     if "path" in self.options:
                         _, protocol = await loop.create_unix_connection(
-                            lambda: _Protocol(self.timeout), self.options["path"]
+                            lambda: self._make_protocol(self.timeout), self.options["path"]
                         )
                     else:
                         host, port = self.options.get("host", "localhost"), self.options.get("port", 6379)
                         _, protocol = await loop.create_connection(
-                            lambda: _Protocol(self.timeout), host, port
+                            lambda: self._make_protocol(self.timeout), host, port
                         )
             except (OSError, TimeoutError) as e:
                 raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
@@ -189,7 +206,7 @@ class RedisPipe:
             return protocol
 
     async def call(self, *args: Arg) -> Any:
-        protocol = await self._connected()
+        protocol = await self.connected()
         return await protocol.send(pack(args))
 
     async def evalsha(self, sha: str, script: str, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:

@@ -59,6 +59,7 @@ from tandem.server.store.base import (
     snapshot_decoder,
 )
 from tandem.server.store.pipe import RedisPipe
+from tandem.server.store.subscriber import Subscriber
 
 log = logging.getLogger("tandem.store")
 
@@ -71,6 +72,8 @@ _APPLY_SLICE = 20_000
 
 CONTROL_CHANNEL = "tandem:control"
 _CONTROL_BYTES = CONTROL_CHANNEL.encode()
+_PROCESS_CHANNEL = "tandem:process"
+_PROCESS_BYTES = _PROCESS_CHANNEL.encode()
 
 # How long the listener waits for a message while holding the pub/sub connection.
 _LISTEN_POLL_SECONDS = 0.05
@@ -314,6 +317,10 @@ class RedisOpStore:
         self._lease = self.redis.register_script(LEASE)
         self._release = self.redis.register_script(RELEASE)
         self._channels: set[str] = set()
+        # Where the lean commit connection serves, so does a lean pub/sub connection (subscriber.py);
+        # otherwise redis-py's PubSub, polled by `_listen`.
+        self._subscriber = Subscriber(url, self._on_pushed, timeout) if self._pipe is not None else None
+        self._control_tasks: set[asyncio.Task[None]] = set()
         self._pubsub: aioredis.client.PubSub | None = None
         self._pubsub_lock = asyncio.Lock()
         self._listen_task: asyncio.Task[None] | None = None
@@ -517,12 +524,36 @@ class RedisOpStore:
     async def subscribe(self, doc: str) -> None:
         channel = Keys(doc).channel
         self._channels.add(channel)
-        await self._on_pubsub("subscribe", channel)
+        if self._subscriber is not None:
+            await self._subscriber.subscribe(channel)
+        else:
+            await self._on_pubsub("subscribe", channel)
 
     async def unsubscribe(self, doc: str) -> None:
         channel = Keys(doc).channel
         self._channels.discard(channel)
-        await self._on_pubsub("unsubscribe", channel)
+        if self._subscriber is not None:
+            await self._subscriber.unsubscribe(channel)
+        else:
+            await self._on_pubsub("unsubscribe", channel)
+
+    def _on_pushed(self, channel: bytes, data: bytes) -> None:
+        """A message on a subscribed channel: a document's, or the control channel's."""
+        if channel == _CONTROL_BYTES:
+            if self._control is not None:
+                task = asyncio.create_task(self._on_control(data))
+                self._control_tasks.add(task)
+                task.add_done_callback(self._control_tasks.discard)
+            return
+        if self.listener is not None and channel != _PROCESS_BYTES:
+            self.listener(doc_of_channel(channel), data)
+
+    async def _on_control(self, data: bytes) -> None:
+        assert self._control is not None
+        try:
+            await self._control(data)
+        except Exception:
+            log.exception("control listener failed")
 
     async def _on_pubsub(self, command: str, channel: str) -> None:
         """(Un)subscribe on the live pub/sub connection, if there is one.
@@ -545,7 +576,10 @@ class RedisOpStore:
 
     def start_listening(self, listener: Listener) -> None:
         self.listener = listener
-        if self._listen_task is None:
+        if self._subscriber is not None:
+            # a channel of its own keeps the connection subscribed when no document is open
+            self._subscriber.start(_PROCESS_CHANNEL, CONTROL_CHANNEL, *self._channels)
+        elif self._listen_task is None:
             self._listen_task = asyncio.create_task(self._listen(), name="tandem-pubsub")
 
     async def _listen(self) -> None:
@@ -561,7 +595,7 @@ class RedisOpStore:
             try:
                 async with self._pubsub_lock:
                     # a channel of its own keeps the connection subscribed when no document is open
-                    await pubsub.subscribe("tandem:process", CONTROL_CHANNEL, *self._channels)
+                    await pubsub.subscribe(_PROCESS_CHANNEL, CONTROL_CHANNEL, *self._channels)
                     self._pubsub = pubsub
                 while True:
                     # a short wait: a subscription waits for the lock at most this long
@@ -571,14 +605,11 @@ class RedisOpStore:
                         continue
                     if message["channel"] == _CONTROL_BYTES:
                         if self._control is not None:
-                            try:
-                                await self._control(message["data"])
-                            except Exception:
-                                log.exception("control listener failed")
+                            await self._on_control(message["data"])
                         continue
                     doc = doc_of_channel(message["channel"])
                     try:
-                        await self.listener(doc, message["data"])
+                        self.listener(doc, message["data"])
                     except Exception:
                         log.exception("listener failed on a message for %r", doc)
             except asyncio.CancelledError:
@@ -595,6 +626,8 @@ class RedisOpStore:
                     await pubsub.aclose()
 
     async def close(self) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.close()
         if self._listen_task is not None:
             self._listen_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -62,7 +62,7 @@ def test_op_store_commits_and_notifies_across_nodes(cluster: RedisCluster) -> No
     docs = [f"cl-{i}" for i in range(24)]
     heard: list[tuple[str, int]] = []
 
-    async def listener(doc: str, frame: bytes) -> None:
+    def listener(doc: str, frame: bytes) -> None:
         heard.append((doc, StoredOp.from_frame(frame).op.rev))
 
     async def run() -> None:

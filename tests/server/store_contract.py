@@ -30,7 +30,7 @@ async def run_check(check: Check, url: str, **options: Any) -> None:
     """Run ``check`` on a fresh `RedisOpStore` over ``url`` (``options`` go to its constructor)."""
     received: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
 
-    async def listener(doc: str, message: bytes) -> None:
+    def listener(doc: str, message: bytes) -> None:
         received.put_nowait((doc, message))
 
     store = RedisOpStore(url, log_retention=LOG_RETENTION, **options)

@@ -124,6 +124,36 @@ def test_two_processes_racing_on_one_document_commit_every_op_once(redis: RedisP
     run(scenario(), timeout=60)
 
 
+def test_a_commit_whose_reply_was_lost_reaches_the_other_receivers_unasked(
+    redis: RedisProcess, cutter: ReplyCutter
+) -> None:
+    """The commit's own notification is not listened to (the hub drops it as in flight): after
+    a lost reply the document reads the head itself, with no resubmission and no head check."""
+    name = unique_doc("lost-reply-heard")
+
+    async def scenario() -> None:
+        store = RedisOpStore(cutter.url, timeout=5)
+        doc = await opened(name, store)
+        alice, bob = Recorder("alice"), Recorder("bob")
+        await joined(doc, alice)
+        await joined(doc, bob)
+        try:
+            first = Submission("alice", 1, 0, (Insert("hi"),), origin=alice)
+            doc.put(first)
+            answer = await asyncio.wait_for(first.result, 15)
+            assert isinstance(answer, Error) and answer.code == "unavailable", answer
+            for _ in range(200):
+                if bob.kinds(1):
+                    break
+                await asyncio.sleep(0.05)
+            assert bob.kinds(1) == ["op"] and doc.text == "hi"
+        finally:
+            await doc.stop()
+            await store.close()
+
+    run(scenario(), timeout=60)
+
+
 def test_a_repeat_inside_one_group_is_answered_with_the_same_revision(redis: RedisProcess) -> None:
     name = unique_doc("repeat")
 
