@@ -5,8 +5,9 @@ one queue: submissions (grouped into one commit), ops learned from other process
 joins, fetches, presence and periodic head checks. No locks are needed inside a process;
 between processes the commit in Redis is the arbiter.
 
-The document orders events and fans out: each committed op is encoded once and the same
-text goes to every receiver. What is promised about submissions (exactly-once, answered
+The document orders events and fans out: each committed op is encoded once and appended to
+the document's broadcast log (server/broadcast.py), which every session reads from its own
+cursor when it writes. What is promised about submissions (exactly-once, answered
 by an ack at the op's place in the revision order, whoever committed it) lives in
 server/submit.py; what is relayed about cursors, in server/presence.py.
 """
@@ -24,6 +25,7 @@ from tandem.ot.errors import InvalidOperation
 from tandem.ot.integrity import next_hash
 from tandem.ot.operation import Operation, apply
 from tandem.ot.protocol import Error, ErrorCode, Fetch, PresenceUpdate, Ready, Snapshot
+from tandem.server.broadcast import Broadcast, Follower
 from tandem.server.inbox import Inbox
 from tandem.server.metrics import Metrics
 from tandem.server.presence import PresenceRelay
@@ -47,7 +49,9 @@ MAX_GROUP = 256
 
 class Receiver(Origin, Protocol):
     """A receiver of one document's messages: a WebSocket session. Each op or ack it is sent
-    carries the revision it brings the receiver to (`Origin.deliver`)."""
+    carries the revision it brings the receiver to (`Origin.deliver`). A receiver that is a
+    `Follower` (a session) reads the committed ops from the broadcast log; any other is sent
+    each op."""
 
     client: str
 
@@ -108,6 +112,8 @@ class Document:
         self.text = ""
         self.window = Window(WINDOW, settings.window_bytes)
         self.receivers: set[Receiver] = set()
+        self.log = self._new_log()
+        self.pushed: set[Receiver] = set()  # the receivers that are not followers of the log
         self.presence = PresenceRelay(name, publish_presence)
         self.submissions = Submissions(self, store, settings, metrics)
         self.inbox: Inbox[Event] = Inbox()
@@ -133,6 +139,11 @@ class Document:
         self.rev, self.hash, self.text = head.rev, head.hash, text
         self.snapshot_rev, self.since_snapshot = snap.rev, sum(len(s.frame) for s in ops)
         self.window.extend(ops)
+        self.log = self._new_log()
+
+    def _new_log(self) -> Broadcast:
+        # A new object, never a reset one: a closing session may still read its ops from the old.
+        return Broadcast(self.rev, self.settings.send_queue_limit, self.settings.send_queue_bytes)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"doc:{self.name}")
@@ -205,6 +216,7 @@ class Document:
             for receiver in self.receivers:
                 receiver.unavailable()
             self.receivers.clear()
+            self.pushed.clear()
             self.window.clear()
             try:
                 await self.load()
@@ -251,9 +263,11 @@ class Document:
         self.rev, self.hash, self.text = op.rev, op.hash, text
         self.since_snapshot = 0 if op.rev <= self.snapshot_rev else self.since_snapshot + len(stored.frame)
         self.window.append(stored)
+        # The acks first: a follower's ack takes its op's place (the follower skips past it).
         acked = self.submissions.acknowledge(op)
         frame = stored.frame.decode()
-        for receiver in self.receivers:
+        self.log.append(frame, len(stored.frame))
+        for receiver in self.pushed:
             if id(receiver) not in acked:
                 receiver.deliver(frame, op.rev)
 
@@ -396,10 +410,17 @@ class Document:
         receiver.deliver(text_of(Ready(rev=self.rev)), self.rev)
         self.presence.joined(receiver, self.rev, self.window, self.settings.presence_max_components)
         self.receivers.add(receiver)
+        if isinstance(receiver, Follower):
+            receiver.follow(self.log)  # from the head on: every later op, each once
+        else:
+            self.pushed.add(receiver)
         join.done.set_result(None)
 
     def _leave(self, receiver: Receiver) -> None:
         self.receivers.discard(receiver)
+        self.pushed.discard(receiver)
+        if isinstance(receiver, Follower):
+            self.log.discard(receiver)
         self.presence.left(receiver.client, self.rev, self.receivers)
 
     async def _fetch(self, receiver: Receiver, fetch: Fetch) -> None:

@@ -1,7 +1,9 @@
 """One WebSocket connection: the only place that awaits the socket.
 
-A reader decodes each frame and dispatches it; a writer drains this connection's send
-queue, putting several queued messages into one JSON array frame when it falls behind.
+A reader decodes each frame and dispatches it; a writer sends what this connection is owed:
+its own messages (acks, errors, replies) from its outbox, then the ops committed since its
+cursor, read from the document's broadcast log (server/broadcast.py), several messages in one
+JSON array frame when more than one is waiting.
 Bad input is answered with an `error` naming what was wrong and changes nothing; only an
 unreadable frame (4400) or one over the size limit (4413) closes the connection.
 """
@@ -33,6 +35,7 @@ from tandem.ot.protocol import (
     client_message_decoder,
 )
 from tandem.server.auth import AuthError, AuthRequest, Gate, Role, not_your_client, token_of
+from tandem.server.broadcast import Broadcast
 from tandem.server.document import Document, FetchRequest, Join, Leave, PresenceIn
 from tandem.server.hub import Hub
 from tandem.server.ids import bad_doc_id, valid_doc_id
@@ -57,9 +60,9 @@ MAX_BATCH = 256
 # Others' ops wait for this receiver's next ack, or at most this long after its last frame, so a
 # busy document costs each receiver one frame per hold instead of one per commit (each frame is
 # a send syscall: under 225 authors they were 70% of the server's time). At low load nothing
-# waits: the first op after a quiet spell goes at once. Acks, errors and snapshots never wait.
+# waits: the first op after a quiet spell goes at once. The receiver's own messages (acks,
+# errors, snapshots, ...) never wait.
 BROADCAST_HOLD_SECONDS = 0.025
-_OP_FRAME = '{"type":"op"'
 # An op's seq, found as text in a frame that does not decode: {"type":"op","seq":N,...} in either
 # key order, before any nested value (so it is the top-level seq).
 _OP_SEQ = re.compile(
@@ -85,6 +88,16 @@ class TokenBucket:
         return False
 
 
+class _Span:
+    """Ops ``first``..``last`` of the broadcast log, owed before the outbox messages behind it."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first = first
+        self.last = last
+
+
 class Session:
     def __init__(
         self, websocket: WebSocket, hub: Hub, settings: Settings, metrics: Metrics, gate: Gate | None = None
@@ -100,15 +113,23 @@ class Session:
         self.rechecks: set[asyncio.Task[None]] = set()
         self.doc_name: str = websocket.path_params.get("doc", "")
         self.client = ""
-        self.rev = 0  # the revision of the last op or ack queued to this connection
+        # The revision of the last op or ack queued to this connection: the log's ops after it
+        # (up to its head) are owed after everything in the outbox.
+        self.rev = 0
         self.sent_rev = 0  # ... and of the last one written: a presence without rev refers to it
         self.role = Role.READ
         self.expires: float | None = None  # when to ask the authorizer again (epoch seconds)
         self.expiry: asyncio.TimerHandle | None = None  # re-checks the access then
         self.doc: Document | None = None
-        # a message, self.rev when it was queued, and its size in bytes
-        self.outbox: deque[tuple[str, int, int]] = deque()
-        self.queued_bytes = 0  # of the messages in the outbox (see deliver)
+        # The document's broadcast log, read from self.rev on (set by `follow`, at the join).
+        self.log: Broadcast | None = None
+        self.listening = False  # asked the log for a `ready` at its next append
+        # A message, self.rev when it was queued, and its size in bytes; or a span of the log's
+        # ops (owed before the messages queued after it, which keep their place in the order).
+        self.outbox: deque[tuple[str, int, int] | _Span] = deque()
+        self.spans: deque[_Span] = deque()  # the spans in the outbox, oldest first
+        self.queued = 0  # messages in the outbox, spans' ops included
+        self.queued_bytes = 0  # ... and their bytes
         self.wake = asyncio.Event()
         self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
         self.last_send = 0.0
@@ -122,29 +143,85 @@ class Session:
     # -- what the document calls --------------------------------------------------------
 
     def deliver(self, text: str, rev: int | None = None) -> None:
+        """Queue a message of this connection's own (an ack, error, reply, presence): it goes
+        after the log's ops queued so far, at once. ``rev``: an ack's, it takes the place of
+        that op, which this connection is never sent."""
         if self.close_code is not None:
             return
-        if rev is not None:
+        log = self.log
+        if log is not None:
+            upto = log.head if rev is None else min(log.head, rev - 1)
+            if upto > self.rev and not self._owe(upto):
+                self._too_far_behind()  # its ops are no longer held
+                return
+        if rev is not None and rev > self.rev:
             self.rev = rev
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        if (
-            len(self.outbox) >= self.settings.send_queue_limit
-            or self.queued_bytes + size > self.settings.send_queue_bytes
-        ):
-            self.metrics.inc("tandem_slow_receivers_total")
-            self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
+        limits = self.settings
+        if self.queued >= limits.send_queue_limit or self.queued_bytes + size > limits.send_queue_bytes:
+            self._too_far_behind()
             return
         self.outbox.append((text, self.rev, size))
+        self.queued += 1
         self.queued_bytes += size
-        if not text.startswith(_OP_FRAME):  # an ack, error, snapshot, ...: send at once
+        self.wake.set()
+
+    def _owe(self, upto: int) -> bool:
+        """Queue the log's ops after self.rev up to ``upto`` as a span; False when the log no
+        longer holds them."""
+        assert self.log is not None
+        size = self.log.bytes_after(self.rev, upto)
+        if size is None:
+            return False
+        span = _Span(self.rev + 1, upto)
+        self.outbox.append(span)
+        self.spans.append(span)
+        self.queued += upto - self.rev
+        self.queued_bytes += size
+        self.rev = upto
+        return True
+
+    # -- what the broadcast log calls (broadcast.Follower) -------------------------------
+
+    def follow(self, log: Broadcast) -> None:
+        self.log = log
+        self.rev = log.head
+        log.add(self)
+        self.listening = True
+        log.idle(self)
+
+    def ready(self) -> None:
+        self.listening = False
+        if self.close_code is not None or self.hold is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
+        if delay > 0:
+            self.hold = loop.call_later(delay, self.wake.set)
+        else:
             self.wake.set()
-        elif self.hold is None:
-            loop = asyncio.get_running_loop()
-            delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
-            if delay > 0:
-                self.hold = loop.call_later(delay, self.wake.set)
-            else:
-                self.wake.set()
+
+    def position(self) -> int | None:
+        if self.close_code is not None or self.log is None:
+            return None
+        log = self.log
+        tail = log.bytes_after(self.rev)
+        if (
+            tail is None
+            or self.queued + max(0, log.head - self.rev) > self.settings.send_queue_limit
+            or self.queued_bytes + tail > self.settings.send_queue_bytes
+        ):
+            self._too_far_behind()
+            return None
+        return self.spans[0].first - 1 if self.spans else self.rev
+
+    def lost(self) -> None:
+        self._too_far_behind()
+
+    def _too_far_behind(self) -> None:
+        if self.close_code is None:
+            self.metrics.inc("tandem_slow_receivers_total")
+        self.request_close(WS_1013_TRY_AGAIN_LATER, "too far behind; reconnect and resume")
 
     def unavailable(self) -> None:
         self.request_close(WS_1013_TRY_AGAIN_LATER, "the op log is unavailable; resume later")
@@ -153,7 +230,15 @@ class Session:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            self._unfollow()
             self.wake.set()
+
+    def _unfollow(self) -> None:
+        """Stop following the log: what it committed until now is still sent, nothing after."""
+        if self.log is not None:
+            self.log.discard(self)
+            if self.rev < self.log.head:
+                self._owe(self.log.head)
 
     def error(self, code: ErrorCode, message: str, seq: int | None = None) -> None:
         self.metrics.inc("tandem_errors_total", label=code)
@@ -409,25 +494,20 @@ class Session:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self.outbox:
+                frame = self._take()
+                if frame is None:
                     if self.close_code is not None:
                         break
                     self.wake.clear()
+                    if self.log is not None and not self.listening:
+                        self.listening = True
+                        self.log.idle(self)
                     await self.wake.wait()
+                    if self.hold is not None:  # woken early (an ack, a close) or by it
+                        self.hold.cancel()
+                        self.hold = None
                     continue
-                if self.hold is not None:  # woken by an ack or a close: the held ops go with it
-                    self.hold.cancel()
-                    self.hold = None
-                if len(self.outbox) == 1:
-                    text, rev, size = self.outbox.popleft()
-                    count = 1
-                else:
-                    count = min(len(self.outbox), MAX_BATCH)
-                    items = [self.outbox.popleft() for _ in range(count)]
-                    text = "[" + ",".join(t for t, _, _ in items) + "]"
-                    rev = items[-1][1]
-                    size = sum(s for _, _, s in items)
-                self.queued_bytes -= size
+                text, count, rev = frame
                 await send(text)
                 self.sent_rev = rev
                 self.last_send = loop.time()
@@ -439,10 +519,66 @@ class Session:
         finally:
             if self.close_code is None:
                 self.close_code = 1000
+            if self.log is not None:
+                self.log.discard(self)
             if self.hold is not None:
                 self.hold.cancel()
-            self.outbox.clear()
-            self.queued_bytes = 0
+            self._drop_queued()
+
+    def _take(self) -> tuple[str, int, int] | None:
+        """The next frame to send: up to `MAX_BATCH` messages, those of the outbox first, then the
+        log's ops after self.rev; its text, its message count and the revision it brings the
+        receiver to. None when nothing is owed (or what is owed is lost: closing)."""
+        parts: list[str] = []
+        rev = self.sent_rev
+        outbox = self.outbox
+        log = self.log
+        while outbox and len(parts) < MAX_BATCH:
+            item = outbox[0]
+            if isinstance(item, _Span):
+                assert log is not None
+                last = min(item.last, item.first - 1 + MAX_BATCH - len(parts))
+                ops = log.frames(item.first - 1, last)
+                size = log.bytes_after(item.first - 1, last)
+                if ops is None or size is None:  # dropped from the log: too far behind
+                    self._too_far_behind()
+                    self._drop_queued()
+                    return None
+                parts += ops
+                self.queued -= len(ops)
+                self.queued_bytes -= size
+                rev = last
+                if last == item.last:
+                    outbox.popleft()
+                    self.spans.popleft()
+                else:
+                    item.first = last + 1
+            else:
+                outbox.popleft()
+                text, rev, size = item
+                parts.append(text)
+                self.queued -= 1
+                self.queued_bytes -= size
+        if not outbox and log is not None and self.close_code is None and self.rev < log.head:
+            last = min(log.head, self.rev + MAX_BATCH - len(parts))
+            if last > self.rev:
+                ops = log.frames(self.rev, last)
+                if ops is None:  # cannot be while following; kept as a guard
+                    self._too_far_behind()
+                    self._drop_queued()
+                    return None
+                parts += ops
+                self.rev = rev = last
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0], 1, rev
+        return "[" + ",".join(parts) + "]", len(parts), rev
+
+    def _drop_queued(self) -> None:
+        self.outbox.clear()
+        self.spans.clear()
+        self.queued = self.queued_bytes = 0
 
 
 def _seq_of(frame: str | bytes) -> int | None:
