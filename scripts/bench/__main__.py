@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"servers to compare, of {','.join(SERVERS)} (default sharedb,tandem)",
     )
     p.add_argument("--only", type=_csv, default=ALL, help=f"runs to make (default all: {','.join(ALL)})")
+    p.add_argument(
+        "--skip",
+        type=_csv,
+        default=[],
+        metavar="SERVER:RUN,...",
+        help="runs one server leaves out, e.g. sharedb-pg:join200k (its 200,000-edit prefill takes ~12 min)",
+    )
     p.add_argument("--reps", type=int, default=1, help="runs of hot8/hot32/many (median); joins run once")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness itself")
     p.add_argument("--kit", type=Path, default=kit.DEFAULT_SOURCE, help="the peer kit folder (read only)")
@@ -96,6 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.only:
         if name not in ALL:
             p.error(f"--only: unknown run {name!r}; choose from {','.join(ALL)}")
+    for pair in args.skip:
+        server, _, run = pair.partition(":")
+        if server not in SERVERS or run not in ALL:
+            p.error(f"--skip: {pair!r} is not SERVER:RUN with a server of {','.join(SERVERS)}")
     for name in args.servers:
         if name not in SERVERS:
             p.error(f"--servers: unknown server {name!r}; choose from {','.join(SERVERS)}")
@@ -197,16 +208,19 @@ def main(argv: list[str] | None = None) -> int:
         reps = 1 if name.startswith("join") else args.reps  # a join run is minutes of prefill
         for rep in range(1, reps + 1):
             for server in args.servers:
-                keep(partial(workloads.measure, b, server, name, rep), f"{name} {server}")
+                if f"{server}:{name}" not in args.skip:
+                    keep(partial(workloads.measure, b, server, name, rep), f"{name} {server}")
     if "authors" in args.only:
         for server in args.servers:
-            keep(partial(workloads.authors, b, server, args.authors_start), f"authors {server}")
+            if f"{server}:authors" not in args.skip:
+                keep(partial(workloads.authors, b, server, args.authors_start), f"authors {server}")
     if "scale" in args.only and "tandem" in args.servers:
         for procs in args.scale:
             keep(partial(workloads.scaling, b, procs), "scale tandem")
     if "memory" in args.only:
         for server in args.servers:
-            keep(partial(memory.memory, b, server, args.memory_n), f"memory {server}")
+            if f"{server}:memory" not in args.skip:
+                keep(partial(memory.memory, b, server, args.memory_n), f"memory {server}")
     if "transform" in args.only:
         keep(partial(microbench.transform, b), "transform all")
     if "traces" in args.only:
