@@ -81,6 +81,7 @@ def serve(argv: Sequence[str]) -> int:
 
     from tandem.server.app import create_app
     from tandem.server.drain import DrainingServer
+    from tandem.server.uvicorn_ws import PROTOCOL
 
     worker = args.worker_index
     try:
@@ -113,6 +114,8 @@ def serve(argv: Sequence[str]) -> int:
         # Frames are small JSON (~100 bytes): compressing them saves little and cost a quarter
         # of the CPU of a hot document in profiles (docs/performance.md).
         ws_per_message_deflate=False,
+        # uvicorn's websockets-sansio protocol, keeping less per idle connection (server/uvicorn_ws.py)
+        ws=PROTOCOL or "auto",
         ws_max_size=max(4 * settings.max_frame_bytes, 16 * 1024 * 1024),
         timeout_graceful_shutdown=5,
         # past the WebSocket cap, room for health checks and HTTP; beyond it uvicorn answers 503

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import re
 import time
-from collections import deque
 from typing import Any
 
 import msgspec
@@ -73,6 +72,8 @@ PONG = text_of(Pong())
 
 
 class TokenBucket:
+    __slots__ = ("rate", "stamp", "tokens")
+
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.tokens = rate
@@ -99,6 +100,42 @@ class _Span:
 
 
 class Session:
+    # Thousands stay open, mostly idle: slots, and what few connections use (a re-check's lock
+    # and tasks, the presence and fetch bucket) is made when first needed.
+    __slots__ = (
+        "_chatter",
+        "_recheck_lock",
+        "_rechecks",
+        "bucket",
+        "client",
+        "close_code",
+        "close_reason",
+        "deadline",
+        "doc",
+        "doc_name",
+        "expires",
+        "expiry",
+        "gate",
+        "hold",
+        "hub",
+        "last_send",
+        "listening",
+        "log",
+        "metrics",
+        "outbox",
+        "queued",
+        "queued_bytes",
+        "rev",
+        "role",
+        "sent_rev",
+        "settings",
+        "spans",
+        "subject",
+        "token",
+        "wake",
+        "websocket",
+    )
+
     def __init__(
         self, websocket: WebSocket, hub: Hub, settings: Settings, metrics: Metrics, gate: Gate | None = None
     ) -> None:
@@ -109,8 +146,8 @@ class Session:
         self.gate = gate or Gate.of(settings.secret)
         self.token: str | None = None  # what the hello (or the URL) sent: a re-check sends it again
         self.subject: str | None = None  # who the access says this is (client ids are bound to it)
-        self.recheck_lock = asyncio.Lock()
-        self.rechecks: set[asyncio.Task[None]] = set()
+        self._recheck_lock: asyncio.Lock | None = None
+        self._rechecks: set[asyncio.Task[None]] | None = None  # expiry re-checks under way
         self.doc_name: str = websocket.path_params.get("doc", "")
         self.client = ""
         # The revision of the last op or ack queued to this connection: the log's ops after it
@@ -120,25 +157,41 @@ class Session:
         self.role = Role.READ
         self.expires: float | None = None  # when to ask the authorizer again (epoch seconds)
         self.expiry: asyncio.TimerHandle | None = None  # re-checks the access then
+        self.deadline: asyncio.TimerHandle | None = None  # for the hello (run sets it, hello cancels it)
         self.doc: Document | None = None
         # The document's broadcast log, read from self.rev on (set by `follow`, at the join).
         self.log: Broadcast | None = None
         self.listening = False  # asked the log for a `ready` at its next append
         # A message, self.rev when it was queued, and its size in bytes; or a span of the log's
         # ops (owed before the messages queued after it, which keep their place in the order).
-        self.outbox: deque[tuple[str, int, int] | _Span] = deque()
-        self.spans: deque[_Span] = deque()  # the spans in the outbox, oldest first
+        # Lists, not deques: an empty deque is ~600 bytes more on every idle connection.
+        self.outbox: list[tuple[str, int, int] | _Span] = []
+        self.spans: list[_Span] = []  # the spans in the outbox, oldest first
         self.queued = 0  # messages in the outbox, spans' ops included
         self.queued_bytes = 0  # ... and their bytes
-        self.wake = asyncio.Event()
+        # What the writer waits on, made only while it waits (an asyncio.Event is ~0.9 KB more).
+        self.wake: asyncio.Future[None] | None = None
         self.hold: asyncio.TimerHandle | None = None  # others' ops wait (BROADCAST_HOLD_SECONDS)
         self.last_send = 0.0
         self.close_code: int | None = None
         self.close_reason = ""
         self.bucket = TokenBucket(settings.ops_per_second)
-        # Presence is relayed to every other client and fetch reads the log: limited as ops are,
-        # in a bucket of their own so that cursor moves never cost a typist an op.
-        self.chatter = TokenBucket(settings.ops_per_second)
+        self._chatter: TokenBucket | None = None
+
+    @property
+    def chatter(self) -> TokenBucket:
+        """Presence is relayed to every other client and fetch reads the log: limited as ops are,
+        in a bucket of their own so that cursor moves never cost a typist an op (made full on
+        first use, as it would be by then)."""
+        if self._chatter is None:
+            self._chatter = TokenBucket(self.settings.ops_per_second)
+        return self._chatter
+
+    def _wake(self) -> None:
+        """Wake the writer if it waits; when it does not, it looks at what is owed before it does."""
+        waiter = self.wake
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- what the document calls --------------------------------------------------------
 
@@ -164,7 +217,7 @@ class Session:
         self.outbox.append((text, self.rev, size))
         self.queued += 1
         self.queued_bytes += size
-        self.wake.set()
+        self._wake()
 
     def _owe(self, upto: int) -> bool:
         """Queue the log's ops after self.rev up to ``upto`` as a span; False when the log no
@@ -197,9 +250,9 @@ class Session:
         loop = asyncio.get_running_loop()
         delay = self.last_send + BROADCAST_HOLD_SECONDS - loop.time()
         if delay > 0:
-            self.hold = loop.call_later(delay, self.wake.set)
+            self.hold = loop.call_later(delay, self._wake)
         else:
-            self.wake.set()
+            self._wake()
 
     def position(self) -> int | None:
         if self.close_code is not None or self.log is None:
@@ -231,7 +284,7 @@ class Session:
             self.close_code = code
             self.close_reason = reason
             self._unfollow()
-            self.wake.set()
+            self._wake()
 
     def _unfollow(self) -> None:
         """Stop following the log: what it committed until now is still sent, nothing after."""
@@ -251,7 +304,7 @@ class Session:
         self.metrics.inc("tandem_connections")
         writer = asyncio.create_task(self._write())
         # A socket that never says hello holds a descriptor and memory for nothing.
-        deadline = asyncio.get_running_loop().call_later(self.settings.hello_timeout, self._no_hello)
+        self.deadline = asyncio.get_running_loop().call_later(self.settings.hello_timeout, self._no_hello)
         try:
             if not valid_doc_id(self.doc_name):
                 self.error(ErrorCode.BAD_MESSAGE, bad_doc_id(self.doc_name))
@@ -264,7 +317,8 @@ class Session:
             log.exception("session on %r failed", self.doc_name)
             self.request_close(WS_1011_INTERNAL_ERROR, "internal error")
         finally:
-            deadline.cancel()
+            if self.deadline is not None:
+                self.deadline.cancel()
             self.metrics.inc("tandem_connections", -1)
             self._leave()
             if self.close_code is None:
@@ -279,7 +333,7 @@ class Session:
 
     def _leave(self) -> None:
         self.gate.leave(self)
-        for task in self.rechecks:
+        for task in self._rechecks or ():
             task.cancel()
         if self.expiry is not None:
             self.expiry.cancel()  # else it holds this session until the token's end
@@ -408,6 +462,9 @@ class Session:
                 self.unavailable()
             return
         self.doc = doc
+        if self.deadline is not None:
+            self.deadline.cancel()  # else the timer, and this session, stay in memory until it is due
+            self.deadline = None
         self.gate.enter(self)
         self._schedule_recheck()
 
@@ -422,8 +479,10 @@ class Session:
     def _expire(self) -> None:
         """The access is due for a re-check (for a JWT: the token expired)."""
         task = asyncio.create_task(self._recheck(revoked=False, if_due=False))
-        self.rechecks.add(task)
-        task.add_done_callback(self.rechecks.discard)
+        if self._rechecks is None:
+            self._rechecks = set()
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
 
     async def recheck(self, revoked: bool) -> None:
         """Ask the authorizer again, with the original handshake and token. Still granted: carry
@@ -434,7 +493,9 @@ class Session:
         await self._recheck(revoked, if_due=False)
 
     async def _recheck(self, revoked: bool, if_due: bool) -> None:
-        async with self.recheck_lock:  # one at a time: a revocation waits for, then repeats, an expiry check
+        if self._recheck_lock is None:
+            self._recheck_lock = asyncio.Lock()
+        async with self._recheck_lock:  # one at a time: a revocation waits for, then repeats, an expiry check
             if self.close_code is not None or self.doc is None:
                 return
             if if_due and (self.expires is None or time.time() < self.expires):
@@ -498,17 +559,21 @@ class Session:
                 if frame is None:
                     if self.close_code is not None:
                         break
-                    self.wake.clear()
+                    self.wake = loop.create_future()
                     if self.log is not None and not self.listening:
                         self.listening = True
                         self.log.idle(self)
-                    await self.wake.wait()
+                    try:
+                        await self.wake
+                    finally:
+                        self.wake = None
                     if self.hold is not None:  # woken early (an ack, a close) or by it
                         self.hold.cancel()
                         self.hold = None
                     continue
                 text, count, rev = frame
                 await send(text)
+                del text  # not kept while idle: the last frame may be a big document's snapshot
                 self.sent_rev = rev
                 self.last_send = loop.time()
                 self.metrics.inc("tandem_frames_sent_total")
@@ -533,8 +598,9 @@ class Session:
         rev = self.sent_rev
         outbox = self.outbox
         log = self.log
-        while outbox and len(parts) < MAX_BATCH:
-            item = outbox[0]
+        taken = 0  # outbox[:taken] go in this frame
+        while taken < len(outbox) and len(parts) < MAX_BATCH:
+            item = outbox[taken]
             if isinstance(item, _Span):
                 assert log is not None
                 last = min(item.last, item.first - 1 + MAX_BATCH - len(parts))
@@ -549,16 +615,17 @@ class Session:
                 self.queued_bytes -= size
                 rev = last
                 if last == item.last:
-                    outbox.popleft()
-                    self.spans.popleft()
+                    taken += 1
+                    del self.spans[0]
                 else:
                     item.first = last + 1
             else:
-                outbox.popleft()
+                taken += 1
                 text, rev, size = item
                 parts.append(text)
                 self.queued -= 1
                 self.queued_bytes -= size
+        del outbox[:taken]
         if not outbox and log is not None and self.close_code is None and self.rev < log.head:
             last = min(log.head, self.rev + MAX_BATCH - len(parts))
             if last > self.rev:
