@@ -47,6 +47,22 @@ class Broadcast:
     count toward it) and so what this holds: never more than those (the head op always stays).
     """
 
+    # one per open document: no per-instance dict
+    __slots__ = (
+        "_base",
+        "_check_bytes",
+        "_check_ops",
+        "_ends",
+        "_frames",
+        "_idle",
+        "_skip",
+        "_total",
+        "followers",
+        "head",
+        "max_bytes",
+        "max_ops",
+    )
+
     def __init__(self, head: int, max_ops: int, max_bytes: int) -> None:
         self.head = head
         self.max_ops = max_ops
