@@ -113,7 +113,7 @@ class Document:
         self.window = Window(WINDOW, settings.window_bytes)
         self.receivers: set[Receiver] = set()
         self.log = self._new_log()
-        self.pushed: set[Receiver] = set()  # the receivers that are not followers of the log
+        self.pushed: list[Receiver] = []  # the receivers that are not followers of the log
         self.presence = PresenceRelay(name, publish_presence)
         self.submissions = Submissions(self, store, settings, metrics)
         self.inbox: Inbox[Event] = Inbox()
@@ -168,29 +168,33 @@ class Document:
 
     async def _run(self) -> None:
         while True:
-            events = await self.inbox.take_all()
-            group: list[Submission] = []
-            handled = 0  # events[:handled] are done with
-            try:
-                for i, event in enumerate(events):
-                    if isinstance(event, Submission):
-                        group.append(event)
-                        if len(group) >= MAX_GROUP:
-                            await self._guard(self.submissions.commit(group), group)
-                            group = []
-                        continue
-                    if group:
+            await self._handle_all(await self.inbox.take_all())
+
+    async def _handle_all(self, events: list[Event]) -> None:
+        """One batch of events, in order; returns before the next wait, so an idle document
+        holds none of them."""
+        group: list[Submission] = []
+        handled = 0  # events[:handled] are done with
+        try:
+            for i, event in enumerate(events):
+                if isinstance(event, Submission):
+                    group.append(event)
+                    if len(group) >= MAX_GROUP:
                         await self._guard(self.submissions.commit(group), group)
                         group = []
-                    await self._guard(self._handle(event), [], event)
-                    handled = i + 1
+                    continue
                 if group:
                     await self._guard(self.submissions.commit(group), group)
-            except asyncio.CancelledError:  # stop(): submissions are answered there, the rest here
-                for event in events[handled:]:
-                    if not isinstance(event, Submission):
-                        self._fail(event, ErrorCode.UNAVAILABLE, SHUTTING_DOWN)
-                raise
+                    group = []
+                await self._guard(self._handle(event), [], event)
+                handled = i + 1
+            if group:
+                await self._guard(self.submissions.commit(group), group)
+        except asyncio.CancelledError:  # stop(): submissions are answered there, the rest here
+            for event in events[handled:]:
+                if not isinstance(event, Submission):
+                    self._fail(event, ErrorCode.UNAVAILABLE, SHUTTING_DOWN)
+            raise
 
     async def _guard(
         self, step: Awaitable[None], group: list[Submission], event: Event | None = None
@@ -413,12 +417,13 @@ class Document:
         if isinstance(receiver, Follower):
             receiver.follow(self.log)  # from the head on: every later op, each once
         else:
-            self.pushed.add(receiver)
+            self.pushed.append(receiver)
         join.done.set_result(None)
 
     def _leave(self, receiver: Receiver) -> None:
         self.receivers.discard(receiver)
-        self.pushed.discard(receiver)
+        if receiver in self.pushed:
+            self.pushed.remove(receiver)
         if isinstance(receiver, Follower):
             self.log.discard(receiver)
         self.presence.left(receiver.client, self.rev, self.receivers)

@@ -1,13 +1,13 @@
 """A document's queue of events: many producers, one consumer that takes everything at once.
 
 An asyncio.Queue would do, but it holds three deques and an Event per document (~3 KB of the
-memory an idle open document costs); the document task only ever takes all that is queued.
+memory an idle open document costs); the document task only ever takes all that is queued, so
+a list handed over whole serves (an empty deque is ~700 bytes more than an empty list).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -17,7 +17,7 @@ class Inbox(Generic[T]):
     __slots__ = ("_items", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[T] = deque()
+        self._items: list[T] = []
         self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: T) -> None:
@@ -38,6 +38,5 @@ class Inbox(Generic[T]):
 
     def drain(self) -> list[T]:
         """Everything queued, in order, without waiting."""
-        items = list(self._items)
-        self._items.clear()
+        items, self._items = self._items, []
         return items
