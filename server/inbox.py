@@ -26,9 +26,14 @@ class Inbox(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def empty(self) -> bool:
+        return not self._items
+
     async def take_all(self) -> list[T]:
-        """Everything queued, in order; waits while nothing is."""
+        """Everything queued, in order; waits while nothing is. One consumer at a time."""
         while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("another task is already waiting on this inbox")
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter

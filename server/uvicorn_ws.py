@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tandem.server.inbox import Inbox
+
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 except ImportError:  # an older uvicorn, or no websockets
@@ -21,41 +23,29 @@ except ImportError:  # an older uvicorn, or no websockets
 
 class ReceiveQueue:
     """The part of asyncio.Queue that uvicorn's protocol uses (put_nowait, get, empty), unbounded,
-    for one reader at a time (the connection's app), as ASGI's receive is."""
+    for one reader at a time (the connection's app), as ASGI's receive is: an `Inbox` whose
+    batches are given out one message at a time."""
 
-    __slots__ = ("_head", "_items", "_waiter")
+    __slots__ = ("_inbox", "_next", "_taken")
 
     def __init__(self) -> None:
-        self._items: list[Any] = []  # taken up to _head
-        self._head = 0
-        self._waiter: asyncio.Future[None] | None = None
+        self._inbox: Inbox[Any] = Inbox()
+        self._taken: list[Any] = []  # the last batch taken, given out up to _next
+        self._next = 0
 
     def put_nowait(self, item: Any) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._inbox.put(item)
 
     def empty(self) -> bool:
-        return self._head == len(self._items)
+        return self._next == len(self._taken) and self._inbox.empty()
 
     async def get(self) -> Any:
-        while self._head == len(self._items):
-            if self._waiter is not None:
-                raise RuntimeError("another task is already waiting to receive on this connection")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        items = self._items
-        item = items[self._head]
-        self._head += 1
-        if self._head == len(items):
-            items.clear()
-            self._head = 0
-        else:
-            items[self._head - 1] = None  # let it go now
+        if self._next == len(self._taken):
+            self._taken = await self._inbox.take_all()
+            self._next = 0
+        item = self._taken[self._next]
+        self._taken[self._next] = None  # let it go now
+        self._next += 1
         return item
 
 

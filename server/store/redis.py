@@ -585,7 +585,6 @@ class RedisOpStore:
     async def _listen(self) -> None:
         # A lost message or a dropped connection costs latency only: documents repair
         # gaps from the log and re-read their head periodically.
-        assert self.listener is not None
         while True:
             if isinstance(self.redis, aioredis.RedisCluster):
                 # A cluster client learns its slot map on first use; pub/sub needs it first.
@@ -603,15 +602,10 @@ class RedisOpStore:
                         message = await pubsub.get_message(timeout=_LISTEN_POLL_SECONDS)
                     if message is None or message["type"] != "message":
                         continue
-                    if message["channel"] == _CONTROL_BYTES:
-                        if self._control is not None:
-                            await self._on_control(message["data"])
-                        continue
-                    doc = doc_of_channel(message["channel"])
                     try:
-                        self.listener(doc, message["data"])
+                        self._on_pushed(message["channel"], message["data"])
                     except Exception:
-                        log.exception("listener failed on a message for %r", doc)
+                        log.exception("the listener failed on a message of %r", message["channel"])
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # never let the listener die: it is this process's ears

@@ -9,7 +9,8 @@ the path a lost notification takes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -56,6 +57,23 @@ async def joined(doc: Document, receiver: Recorder) -> None:
     done: asyncio.Future[Error | None] = asyncio.get_running_loop().create_future()
     doc.put(Join(receiver, None, done))
     assert await done is None
+
+
+@contextlib.asynccontextmanager
+async def alice_and_bob(
+    name: str, store: RedisOpStore, metrics: Metrics | None = None
+) -> AsyncIterator[tuple[Document, Recorder, Recorder]]:
+    """``name`` open over ``store`` with two receivers joined; the document and the store are
+    closed after."""
+    doc = await opened(name, store, metrics)
+    alice, bob = Recorder("alice"), Recorder("bob")
+    try:
+        await joined(doc, alice)
+        await joined(doc, bob)
+        yield doc, alice, bob
+    finally:
+        await doc.stop()
+        await store.close()
 
 
 async def at_revision(doc: Document, rev: int, timeout: float = 10.0) -> None:
@@ -133,11 +151,7 @@ def test_a_commit_whose_reply_was_lost_reaches_the_other_receivers_unasked(
 
     async def scenario() -> None:
         store = RedisOpStore(cutter.url, timeout=5)
-        doc = await opened(name, store)
-        alice, bob = Recorder("alice"), Recorder("bob")
-        await joined(doc, alice)
-        await joined(doc, bob)
-        try:
+        async with alice_and_bob(name, store) as (doc, alice, bob):
             first = Submission("alice", 1, 0, (Insert("hi"),), origin=alice)
             doc.put(first)
             answer = await asyncio.wait_for(first.result, 15)
@@ -147,9 +161,6 @@ def test_a_commit_whose_reply_was_lost_reaches_the_other_receivers_unasked(
                     break
                 await asyncio.sleep(0.05)
             assert bob.kinds(1) == ["op"] and doc.text == "hi"
-        finally:
-            await doc.stop()
-            await store.close()
 
     run(scenario(), timeout=60)
 
@@ -158,13 +169,9 @@ def test_a_repeat_inside_one_group_is_answered_with_the_same_revision(redis: Red
     name = unique_doc("repeat")
 
     async def scenario() -> None:
-        store = RedisOpStore(redis.url)
         metrics = Metrics()
-        doc = await opened(name, store, metrics)
-        alice, bob = Recorder("alice"), Recorder("bob")
-        await joined(doc, alice)
-        await joined(doc, bob)
-        try:
+        store = RedisOpStore(redis.url)
+        async with alice_and_bob(name, store, metrics) as (doc, alice, bob):
             first = Submission("alice", 1, 0, (Insert("a"),), origin=alice)
             again = Submission("alice", 1, 0, (Insert("a"),), origin=alice)  # a resubmission
             other = Submission("bob", 1, 0, (Insert("b"),), origin=bob)
@@ -177,9 +184,6 @@ def test_a_repeat_inside_one_group_is_answered_with_the_same_revision(redis: Red
             assert metrics.get("tandem_ops_committed_total") == 2, "the repeat is committed once"
             assert alice.kinds(1) == ["ack", "ack"] and alice.kinds(2) == ["op"], "acks, never her own op"
             assert bob.kinds(1) == ["op"] and bob.kinds(2) == ["ack"]
-        finally:
-            await doc.stop()
-            await store.close()
 
     run(scenario())
 
@@ -192,11 +196,7 @@ def test_a_lost_commit_reply_is_answered_once_and_a_resubmit_gets_the_original_a
 
     async def scenario() -> None:
         store = RedisOpStore(cutter.url, pipelined=pipelined, timeout=5)
-        doc = await opened(name, store)
-        alice, bob = Recorder("alice"), Recorder("bob")
-        await joined(doc, alice)
-        await joined(doc, bob)
-        try:
+        async with alice_and_bob(name, store) as (doc, alice, bob):
             first = Submission("alice", 1, 0, (Insert("hi"),), origin=alice)
             doc.put(first)
             answer = await asyncio.wait_for(first.result, 15)
@@ -214,8 +214,5 @@ def test_a_lost_commit_reply_is_answered_once_and_a_resubmit_gets_the_original_a
             assert doc.text == "hi"
             assert "op" not in alice.kinds(1), "her own op never reaches her as an op"
             assert bob.kinds(1) == ["op"]
-        finally:
-            await doc.stop()
-            await store.close()
 
     run(scenario(), timeout=60)

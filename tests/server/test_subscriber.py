@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
@@ -15,6 +17,18 @@ from tandem.server.store.subscriber import Subscriber
 from tests.support import RedisProcess, run
 
 
+@contextlib.asynccontextmanager
+async def subscribed(url: str, *channels: str) -> AsyncIterator[tuple[Subscriber, list[tuple[bytes, bytes]]]]:
+    """A started `Subscriber` on ``channels`` and the (channel, data) pairs it hears; closed after."""
+    heard: list[tuple[bytes, bytes]] = []
+    subscriber = Subscriber(url, lambda channel, data: heard.append((channel, data)), timeout=5)
+    subscriber.start(*channels)
+    try:
+        yield subscriber, heard
+    finally:
+        await subscriber.close()
+
+
 async def _received(heard: list[tuple[bytes, bytes]], count: int, timeout: float = 10.0) -> None:
     async def enough() -> None:
         while len(heard) < count:
@@ -25,11 +39,8 @@ async def _received(heard: list[tuple[bytes, bytes]], count: int, timeout: float
 
 def test_a_subscription_is_in_place_when_subscribe_returns(redis: RedisProcess) -> None:
     async def scenario() -> None:
-        heard: list[tuple[bytes, bytes]] = []
-        subscriber = Subscriber(redis.url, lambda channel, data: heard.append((channel, data)), timeout=5)
         publisher = aioredis.from_url(redis.url)
-        subscriber.start("t:own")
-        try:
+        async with subscribed(redis.url, "t:own") as (subscriber, heard):
             for i in range(20):
                 await subscriber.subscribe(f"t:sub-{i}")
                 # no wait in between: Redis confirmed the subscription before subscribe returned
@@ -38,20 +49,15 @@ def test_a_subscription_is_in_place_when_subscribe_returns(redis: RedisProcess) 
             assert heard == [(f"t:sub-{i}".encode(), b"m%d" % i) for i in range(20)]
             await subscriber.unsubscribe("t:sub-0")
             assert await publisher.publish("t:sub-0", b"gone") == 0
-        finally:
-            await subscriber.close()
-            await publisher.aclose()
+        await publisher.aclose()
 
     run(scenario())
 
 
 def test_a_killed_pubsub_connection_comes_back_with_every_channel(redis: RedisProcess) -> None:
     async def scenario() -> None:
-        heard: list[tuple[bytes, bytes]] = []
-        subscriber = Subscriber(redis.url, lambda channel, data: heard.append((channel, data)), timeout=5)
         admin = aioredis.from_url(redis.url)
-        subscriber.start("t:kept-a")
-        try:
+        async with subscribed(redis.url, "t:kept-a") as (subscriber, heard):
             await subscriber.subscribe("t:kept-b")
             assert await admin.client_kill_filter(_type="pubsub") >= 1
             for _ in range(200):  # reconnected and subscribed to both again
@@ -62,9 +68,7 @@ def test_a_killed_pubsub_connection_comes_back_with_every_channel(redis: RedisPr
             await admin.publish("t:kept-b", b"2")
             await _received(heard, 2)
             assert heard == [(b"t:kept-a", b"1"), (b"t:kept-b", b"2")]
-        finally:
-            await subscriber.close()
-            await admin.aclose()
+        await admin.aclose()
 
     run(scenario())
 
